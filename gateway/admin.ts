@@ -1,0 +1,31 @@
+// The admin listener: everything that is not S3 (/metrics, /healthz,
+// /readyz now; admin, FLOWS and RECODE routes later), on its own port so no
+// bucket name can ever collide with it.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Engine } from '../tiering/index.js';
+
+export interface AdminDeps {
+  engine: Engine;
+  registry: Registry;
+  /** Replica sites that must be up for a write to succeed. */
+  writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
+}
+
+export function buildAdmin({ engine, registry, writeQuorum }: AdminDeps): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_req, reply) => {
+    await engine.checkHealth();
+    reply.header('content-type', registry.contentType).send(await registry.metrics());
+  });
+  // Liveness: the process answers.
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Readiness: a write would succeed under the replication policy.
+  app.get('/readyz', async (_req, reply) => {
+    const sites = await engine.checkHealth();
+    const replicasUp = writeQuorum.replicas.filter((n) => sites[n]).length;
+    const ready = sites[writeQuorum.hot] === true && replicasUp >= writeQuorum.minReplicas;
+    reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', sites });
+  });
+  return app;
+}

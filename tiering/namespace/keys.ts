@@ -1,0 +1,53 @@
+// Every key family in the namespace, and the one builder for each. No other
+// file concatenates key bytes. Keys are byte strings compared bytewise by
+// LevelDB, so object keys sort in UTF-8 binary order as S3 lists them.
+//
+//   B \0 <bucket>                                 bucket record
+//   O \0 <bucket> \0 <key>                        object record
+//   U \0 <bucket> \0 <key> \0 <uploadId>          multipart upload record
+//   P \0 <uploadId> \0 <part number, 5 digits>    uploaded part record
+//
+// Bucket names cannot hold NUL, so "<bucket> \0" always ends the bucket part;
+// object keys may hold any UTF-8, NUL included, and still sort correctly
+// because they come last.
+
+const SEP = 0;
+
+function build(family: string, ...parts: (string | Buffer)[]): Buffer {
+  const bufs: Buffer[] = [Buffer.from(family, 'latin1')];
+  for (const p of parts) bufs.push(Buffer.of(SEP), typeof p === 'string' ? Buffer.from(p, 'utf8') : p);
+  return Buffer.concat(bufs);
+}
+
+export const keys = {
+  bucket: (bucket: string) => build('B', bucket),
+  bucketsStart: () => build('B', ''),
+  bucketsEnd: () => Buffer.from('B\x01', 'latin1'),
+
+  object: (bucket: string, key: string) => build('O', bucket, key),
+  /** Where a listing of `bucket` from `prefix` on begins. */
+  objectsFrom: (bucket: string, prefix: string) => build('O', bucket, prefix),
+  /** Exclusive end of every object key in `bucket`. */
+  objectsEnd: (bucket: string) => Buffer.concat([build('O', bucket), Buffer.of(1)]),
+  /** The object key inside an object-record key. */
+  objectKeyOf: (bucket: string, k: Buffer) => k.subarray(Buffer.byteLength(bucket) + 3).toString('utf8'),
+
+  upload: (bucket: string, key: string, uploadId: string) => build('U', bucket, key, uploadId),
+  uploadsFrom: (bucket: string, prefix: string) => build('U', bucket, prefix),
+  uploadsEnd: (bucket: string) => Buffer.concat([build('U', bucket), Buffer.of(1)]),
+
+  part: (uploadId: string, partNumber: number) => build('P', uploadId, String(partNumber).padStart(5, '0')),
+  partsStart: (uploadId: string) => build('P', uploadId, ''),
+  partsEnd: (uploadId: string) => Buffer.concat([build('P', uploadId), Buffer.of(1)]),
+};
+
+/**
+ * The smallest byte string greater than every string that starts with
+ * `prefix`: used to skip a whole CommonPrefix in one seek. The last byte of
+ * UTF-8 text is never 0xFF, so incrementing it cannot overflow.
+ */
+export function afterPrefix(prefix: Buffer): Buffer {
+  const out = Buffer.from(prefix);
+  out[out.length - 1] = (out[out.length - 1] ?? 0) + 1;
+  return out;
+}

@@ -1,0 +1,73 @@
+// A Site holds blobs — opaque byte strings named by generated ids — in one
+// place (a local directory, a remote S3 bucket, memory). Everything above the
+// site speaks this interface only. The abstract base validates arguments once
+// and calls the small protected methods each backend implements.
+
+/** Blob ids are generated (see newBlobId), never derived from object keys. */
+const BLOB_ID = /^[0-9a-f]{32}$/;
+
+export interface BlobWriter {
+  /** Append bytes; resolves when the backend has taken them (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  /** Make the blob durable under its final name. After this resolves the blob survives a crash. */
+  commit(): Promise<void>;
+  /** Drop everything written; never leaves a visible blob. Safe to call more than once. */
+  abort(): Promise<void>;
+}
+
+export interface BlobReader {
+  /** Read up to `length` bytes at `offset`; a shorter buffer means end of blob. */
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface SiteSupports {
+  /** Writes are fsynced and renamed into place (local disk) rather than uploaded. */
+  durableRename: boolean;
+}
+
+export abstract class Site {
+  abstract readonly supports: SiteSupports;
+  constructor(readonly name: string) {}
+
+  createWriter(id: string): BlobWriter {
+    assertBlobId(id);
+    return this._createWriter(id);
+  }
+  /** Resolves undefined when the blob does not exist. */
+  async open(id: string): Promise<BlobReader | undefined> {
+    assertBlobId(id);
+    return this._open(id);
+  }
+  async delete(id: string): Promise<void> {
+    assertBlobId(id);
+    return this._delete(id);
+  }
+  async stat(id: string): Promise<{ size: number } | undefined> {
+    assertBlobId(id);
+    return this._stat(id);
+  }
+  /** Every blob id the site holds (for reconciliation; order unspecified). */
+  list(): AsyncIterable<string> {
+    return this._list();
+  }
+  /** True when the site answers and accepts I/O. */
+  abstract health(): Promise<boolean>;
+  /** Bytes free for new blobs, if the backend can tell. */
+  abstract capacity(): Promise<{ total: number; free: number } | undefined>;
+  abstract close(): Promise<void>;
+
+  protected abstract _createWriter(id: string): BlobWriter;
+  protected abstract _open(id: string): Promise<BlobReader | undefined>;
+  protected abstract _delete(id: string): Promise<void>;
+  protected abstract _stat(id: string): Promise<{ size: number } | undefined>;
+  protected abstract _list(): AsyncIterable<string>;
+}
+
+export function assertBlobId(id: string): void {
+  if (!BLOB_ID.test(id)) throw new TypeError(`not a blob id: ${JSON.stringify(id).slice(0, 80)}`);
+}
+
+export function isBlobId(id: string): boolean {
+  return BLOB_ID.test(id);
+}
