@@ -29,7 +29,7 @@ function attach(parser) {
   parser.on('assert', (res) => {
     if (pendingChildren > 0) {
       pendingChildren--; // a subtest's own summary line, already counted through its children
-      if (res.ok) return;
+      return;
     }
     if (res.skip || res.todo) counts.skip++;
     else if (res.ok) counts.pass++;

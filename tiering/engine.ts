@@ -80,7 +80,8 @@ export class Engine {
 
   static async open(parts: EngineParts): Promise<Engine> {
     const engine = new Engine(parts);
-    await engine.countStored();
+    // Counting a large namespace takes a while; the gauges fill in when done.
+    void engine.countStored().catch((err) => parts.log.warn({ err: String(err) }, 'could not count stored objects'));
     await engine.checkHealth();
     return engine;
   }
@@ -443,20 +444,16 @@ export class Engine {
     this.p.metrics.bytesStored.set(this.stored.bytes);
   }
 
+  /**
+   * One snapshot scan at start; commits during the scan adjust the totals as
+   * deltas, so the gauges are exact once it ends (they read low until then).
+   */
   private async countStored(): Promise<void> {
     let objects = 0;
     let bytes = 0;
-    for (const b of await this.p.namespace.listBuckets()) {
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.p.namespace.listObjects(b.name, { prefix: '', maxKeys: 10_000, ...(after !== undefined && { after }) });
-        for (const o of page.objects) {
-          objects++;
-          bytes += o.size;
-        }
-        if (!page.isTruncated) break;
-        after = page.last;
-      }
+    for await (const size of this.p.namespace.objectSizes()) {
+      objects++;
+      bytes += size;
     }
     this.adjustStored(objects, bytes);
   }

@@ -29,6 +29,9 @@ export const keys = {
   objectsFrom: (bucket: string, prefix: string) => build('O', bucket, prefix),
   /** Exclusive end of every object key in `bucket`. */
   objectsEnd: (bucket: string) => Buffer.concat([build('O', bucket), Buffer.of(1)]),
+  /** Every object record in every bucket lies in [allObjectsStart, allObjectsEnd). */
+  allObjectsStart: () => Buffer.from('O\x00', 'latin1'),
+  allObjectsEnd: () => Buffer.from('O\x01', 'latin1'),
   /** The object key inside an object-record key. */
   objectKeyOf: (bucket: string, k: Buffer) => k.subarray(Buffer.byteLength(bucket) + 3).toString('utf8'),
 

@@ -91,6 +91,13 @@ export class Namespace {
     return (await this.db.values({ gte: start, lt: afterPrefix(start), limit }).all()) as UploadRecord[];
   }
 
+  /** Sizes of every object, from one snapshot (for the stored-bytes gauges). */
+  async *objectSizes(): AsyncGenerator<number> {
+    for await (const v of this.db.values({ gte: keys.allObjectsStart(), lt: keys.allObjectsEnd() })) {
+      yield (v as ObjectRecord).size;
+    }
+  }
+
   async listObjects(bucket: string, q: ListQuery): Promise<ListPage> {
     const page: ListPage = { objects: [], commonPrefixes: [], isTruncated: false };
     if (q.maxKeys <= 0) return page;
