@@ -30,7 +30,9 @@ export function buildS3(deps: S3Deps & { registry: Registry }): FastifyInstance 
     bodyLimit: 1 << 20,
     // Keys may legitimately hold "//" and trailing slashes: never rewrite the path.
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
-    frameworkErrors: (err, req, reply) => sendError(req, reply, toS3Error(err)),
+    // The router refuses targets it cannot percent-decode before any handler runs.
+    frameworkErrors: (err, req, reply) =>
+      sendError(req, reply, err.code === 'FST_ERR_BAD_URL' ? new S3Error('InvalidArgument', 'The request target is not valid percent-encoded UTF-8.') : toS3Error(err)),
   });
   app.decorateRequest('s3op', '');
   app.removeAllContentTypeParsers();

@@ -71,7 +71,12 @@ export async function startGateway(opts: StartOptions = {}): Promise<Gateway> {
       rej(new Error(`gateway exited with ${code} before it was ready: ${stderr.join('')}`));
     });
   });
+  let ending = false;
+  proc.once('exit', (code, signal) => {
+    if (!ending) process.stderr.write(`gateway exited unexpectedly (${code ?? signal}):\n${stderr.join('')}\n`);
+  });
   const end = async (signal: NodeJS.Signals) => {
+    ending = true;
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     await exited;
   };

@@ -27,6 +27,9 @@ export type Handler = (call: S3Call, deps: S3Deps) => Promise<void>;
 export function bodyForWrite(call: S3Call): Pick<WriteInput, 'expectedSize' | 'beforeCommit'> & { body: AsyncIterable<Buffer> } {
   const headers = call.req.headers;
   const decoded = decodePayload(call.req.raw, call.auth, headers);
+  // The decoder may fail (a forged chunk) before the engine starts reading;
+  // the error stays on the stream and is thrown to whoever iterates it.
+  decoded.stream.on('error', () => undefined);
   const requested = requestedChecksum(headers);
   const hasher = requested && createChecksum(requested.algorithm);
   const contentMd5 = parseContentMd5(headers['content-md5']);
