@@ -4,10 +4,13 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Engine } from '../tiering/index.js';
+import type { CredentialLookup } from './s3/index.js';
 
 export interface AdminDeps {
   engine: Engine;
   registry: Registry;
+  /** The S3 credential store; admin routes authenticate with requireRole (admin-auth.ts). */
+  credentials: CredentialLookup;
   /** Replica sites that must be up for a write to succeed. */
   writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
 }

@@ -98,6 +98,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   const admin = buildAdmin({
     engine,
     registry,
+    credentials: credentials.lookup,
     writeQuorum: { hot: hot.name, replicas: replicas.map((s) => s.name), minReplicas: config.replication.minReplicas },
   });
   const s3Url = await s3.listen(parseListen(config.s3.listen));
