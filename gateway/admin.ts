@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Engine } from '../tiering/index.js';
 import type { CredentialLookup } from './s3/index.js';
+import { tierRoutes } from './tier-routes.js';
 
 export interface AdminDeps {
   engine: Engine;
@@ -15,8 +16,9 @@ export interface AdminDeps {
   writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
 }
 
-export function buildAdmin({ engine, registry, writeQuorum }: AdminDeps): FastifyInstance {
+export function buildAdmin({ engine, registry, credentials, writeQuorum }: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false });
+  void app.register(tierRoutes(engine, credentials));
   app.get('/metrics', async (_req, reply) => {
     await engine.checkHealth();
     reply.header('content-type', registry.contentType).send(await registry.metrics());

@@ -5,24 +5,34 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { Engine, LocalDirSite, Namespace, createEngineMetrics, type Site } from '../tiering/index.js';
+import { Engine, LocalDirSite, Namespace, TierWorker, createEngineMetrics, type Site } from '../tiering/index.js';
+import { tierCommand } from './tier-command.js';
 import { buildAdmin } from './admin.js';
-import { ConfigError, loadConfig, parseListen, type Config } from './config.js';
+import { ConfigError, loadConfig, parseDuration, parseListen, type Config } from './config.js';
 import { openCredentials } from './credentials.js';
 import { buildS3 } from './s3/index.js';
 
 const USAGE = `usage: valentine serve [--data DIR] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--config FILE]
+                       [--code-after DURATION] [--stub-after DURATION]
+       valentine tier code|stub|recall BUCKET[/KEY|/PREFIX] [--admin URL] [--data DIR]
 
   --data DIR                 data directory (default ./data): namespace, hot tier, local sites
   --listen HOST:PORT         S3 listener (default 127.0.0.1:9000)
   --admin-listen HOST:PORT   metrics, health and admin listener (default 127.0.0.1:9001)
   --config FILE              JSON configuration for real deployments
+  --code-after DURATION      erasure-code objects this long after their last write (default 15m)
+  --stub-after DURATION      evict hot copies not read for this long (default 30d); e.g. 2s, 15m, 30d
+
+  tier code|stub|recall      force a transition on one object, every object under a prefix,
+                             or a whole bucket, through the running gateway's admin listener
+                             (--admin, default http://127.0.0.1:9001)
 
 Credentials: VALENTINE_ACCESS_KEY / VALENTINE_SECRET_KEY, else a key pair
 generated once into DIR/credentials.json (mode 0600).`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'tier') return tierCommand(rest);
   if (command !== 'serve') {
     process.stderr.write(`${USAGE}\n`);
     return command === undefined || command === '--help' || command === 'help' ? 0 : 2;
@@ -36,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
         listen: { type: 'string' },
         'admin-listen': { type: 'string' },
         config: { type: 'string' },
+        'code-after': { type: 'string' },
+        'stub-after': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -55,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
       ...(flags.data && { data: flags.data }),
       ...(flags.listen && { listen: flags.listen }),
       ...(flags['admin-listen'] && { adminListen: flags['admin-listen'] }),
+      ...(flags['code-after'] && { codeAfter: flags['code-after'] }),
+      ...(flags['stub-after'] && { stubAfter: flags['stub-after'] }),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -73,6 +87,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   collectDefaultMetrics({ register: registry, prefix: 'valentine_process_' });
   await mkdir(config.dataDir, { recursive: true });
 
+  const metrics = createEngineMetrics(registry);
   const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'));
   const sites: Site[] = [];
   for (const s of config.sites) sites.push(await LocalDirSite.open(s.name, s.path ?? join(config.dataDir, 'sites', s.name)));
@@ -88,10 +103,20 @@ async function serve(config: Readonly<Config>): Promise<void> {
       maxPartSize: 5 * 2 ** 30,
       minPartSize: config.engine.minPartSize,
       minReplicas: config.replication.minReplicas,
+      geometry: { ...config.tiering.geometry, maxPieceSize: config.tiering.stripeSize },
+      codeAfterMs: parseDuration(config.tiering.codeAfter)!,
+      stubAfterMs: parseDuration(config.tiering.stubAfter)!,
+      hot: config.tiering.hot,
     },
     log,
-    metrics: createEngineMetrics(registry),
+    metrics,
   });
+  const worker = new TierWorker(
+    engine,
+    { intervalMs: parseDuration(config.tiering.workerInterval)!, batch: 16, codingSites: config.tiering.geometry.sites },
+    log,
+    metrics,
+  );
   const credentials = await openCredentials(config.credentials, config.dataDir);
 
   const s3 = buildS3({ engine, credentials: credentials.lookup, options: { region: config.s3.region, maxXmlBytes: config.s3.maxXmlBytes }, log, registry });
@@ -109,6 +134,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
         `  access key: ${credentials.local.accessKey}\n  secret key: ${credentials.local.secretKey}\n\n`,
     );
   }
+  worker.start();
   log.info({ s3: s3Url, admin: adminUrl, dataDir: config.dataDir, sites: sites.map((s) => s.name) }, 'valentine ready');
 
   let stopping = false;
@@ -116,7 +142,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    await Promise.allSettled([s3.close(), admin.close()]);
+    await Promise.allSettled([s3.close(), admin.close(), worker.stop()]);
     await engine.close();
     process.exit(0);
   };

@@ -21,6 +21,27 @@ export interface Config {
   sites: SiteConfig[];
   replication: { replicas: number; minReplicas: number };
   engine: { blockSize: number; maxObjectSize: number; minPartSize: number };
+  tiering: {
+    /** Durations as written: '15m', '30d', '2s'. */
+    codeAfter: string;
+    stubAfter: string;
+    /** Largest piece of a stripe per shard, bytes (small objects use smaller pieces). */
+    stripeSize: number;
+    /** k data + m parity pieces; `sites` names the site of each piece, data first. */
+    geometry: { k: number; m: number; sites: string[] };
+    hot: { maxBytes?: number; highWatermark: number; lowWatermark: number };
+    /** Pause between policy-worker passes. */
+    workerInterval: string;
+  };
+}
+
+const DURATION = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** '2s', '15m', '30d' → milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2]!]!) : undefined;
 }
 
 const listen = { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$' };
@@ -77,6 +98,35 @@ const schema = {
         minPartSize: { type: 'integer', minimum: 0 },
       },
     },
+    tiering: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        codeAfter: { type: 'string', pattern: DURATION },
+        stubAfter: { type: 'string', pattern: DURATION },
+        workerInterval: { type: 'string', pattern: DURATION },
+        stripeSize: { type: 'integer', minimum: 4096, maximum: 67108864, multipleOf: 8 },
+        geometry: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['k', 'm', 'sites'],
+          properties: {
+            k: { type: 'integer', minimum: 1, maximum: 16 },
+            m: { type: 'integer', minimum: 1, maximum: 8 },
+            sites: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        hot: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            maxBytes: { type: 'integer', minimum: 1 },
+            highWatermark: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+            lowWatermark: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -91,6 +141,14 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
   ],
   replication: { replicas: 2, minReplicas: 2 },
   engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20 },
+  tiering: {
+    codeAfter: '15m',
+    stubAfter: '30d',
+    stripeSize: 1 << 20,
+    geometry: { k: 2, m: 1, sites: ['A', 'B', 'C'] },
+    hot: { highWatermark: 0.9, lowWatermark: 0.8 },
+    workerInterval: '1s',
+  },
 };
 
 export class ConfigError extends Error {
@@ -105,6 +163,8 @@ export interface Overrides {
   data?: string;
   listen?: string;
   adminListen?: string;
+  codeAfter?: string;
+  stubAfter?: string;
 }
 
 /** Load, merge (defaults ← file ← flags ← environment), validate and freeze. */
@@ -142,7 +202,22 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     sites: f.sites ?? DEFAULTS.sites,
     replication: { ...DEFAULTS.replication, ...f.replication },
     engine: { ...DEFAULTS.engine, ...f.engine },
+    tiering: {
+      ...DEFAULTS.tiering,
+      ...f.tiering,
+      hot: { ...DEFAULTS.tiering.hot, ...f.tiering?.hot },
+      ...(flags.codeAfter && { codeAfter: flags.codeAfter }),
+      ...(flags.stubAfter && { stubAfter: flags.stubAfter }),
+    },
   };
+  for (const [what, value] of [['--code-after', cfg.tiering.codeAfter], ['--stub-after', cfg.tiering.stubAfter], ['tiering.workerInterval', cfg.tiering.workerInterval]] as const) {
+    if (parseDuration(value) === undefined) problems.push(`${what}: '${value}' is not a duration like 2s, 15m, 30d`);
+  }
+  const geo = cfg.tiering.geometry;
+  if (geo.sites.length !== geo.k + geo.m) problems.push(`tiering.geometry: ${geo.k}+${geo.m} needs ${geo.k + geo.m} sites, ${geo.sites.length} named`);
+  if (new Set(geo.sites).size !== geo.sites.length) problems.push('tiering.geometry.sites: each piece needs its own site');
+  for (const n of geo.sites) if (!cfg.sites.some((s) => s.name === n)) problems.push(`tiering.geometry.sites: '${n}' is not a configured site`);
+  if (cfg.tiering.hot.lowWatermark > cfg.tiering.hot.highWatermark) problems.push('tiering.hot.lowWatermark cannot exceed highWatermark');
   for (const [what, value] of [['--listen', cfg.s3.listen], ['--admin-listen', cfg.admin.listen]] as const) {
     if (!/^[^\s:]+:\d{1,5}$/.test(value) || Number(value.split(':')[1]) > 65535) problems.push(`${what}: '${value}' is not HOST:PORT`);
   }

@@ -9,9 +9,13 @@ import { EngineError } from './errors.js';
 import { KeyLock } from './key-lock.js';
 import type { Logger } from './log.js';
 import type { EngineMetrics } from './metrics.js';
+import { Codec } from './erasure/codec.js';
+import { readCoded, type DecodeReport } from './erasure/decoder.js';
+import { encodeObject } from './erasure/encoder.js';
+import { shardBytes, type Geometry } from './erasure/layout.js';
 import { keys } from './namespace/keys.js';
-import type { BatchOp, ListPage, Namespace } from './namespace/namespace.js';
-import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, Segment, UploadRecord } from './namespace/records.js';
+import { lastAccess, objectOps, type BatchOp, type ListPage, type Namespace, type QueueEntry } from './namespace/namespace.js';
+import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, Segment, TierState, UploadRecord } from './namespace/records.js';
 import { readSegments, type ByteRange, type CopyFailure } from './read/segment-reader.js';
 import type { Site } from './sites/site.js';
 import { writeSegment, type Digests } from './write/segment-writer.js';
@@ -25,6 +29,14 @@ export interface EngineConfig {
   minPartSize: number;
   /** Replica sites that must take a write; fewer than all marks the object under-replicated. */
   minReplicas: number;
+  /** Erasure geometry: k data + m parity pieces and the site of each. */
+  geometry: Geometry;
+  /** A replicated object is coded this long after its last write. */
+  codeAfterMs: number;
+  /** A coded object not read for this long loses its hot copy (becomes a stub). */
+  stubAfterMs: number;
+  /** Hot tier: a byte budget (else the hot site's filesystem), and the usage fractions eviction runs between. */
+  hot: { maxBytes?: number; highWatermark: number; lowWatermark: number };
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -33,7 +45,14 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   maxPartSize: 5 * 2 ** 30,
   minPartSize: 5 * 2 ** 20,
   minReplicas: 2,
+  geometry: { k: 2, m: 1, sites: ['A', 'B', 'C'], maxPieceSize: 1 << 20 },
+  codeAfterMs: 15 * 60_000,
+  stubAfterMs: 30 * 86_400_000,
+  hot: { highWatermark: 0.9, lowWatermark: 0.8 },
 };
+
+/** What a forced or scheduled transition did to one object. */
+export type TransitionResult = 'changed' | 'unchanged';
 
 export interface EngineParts {
   namespace: Namespace;
@@ -73,13 +92,20 @@ export interface ListObjectsInput {
 export class Engine {
   private readonly locks = new KeyLock();
   private readonly siteByName: Map<string, Site>;
+  private readonly codec: Codec;
+  /** Recalls (stub → hot) in flight, one per object. */
+  private readonly recalls = new Map<string, Promise<ObjectRecord | undefined>>();
+  private readonly stats = new TierStats();
 
   private constructor(private readonly p: EngineParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
+    this.codec = new Codec(p.config.geometry.k, p.config.geometry.m);
   }
 
   static async open(parts: EngineParts): Promise<Engine> {
     const engine = new Engine(parts);
+    parts.metrics.hotWatermark.set({ level: 'high' }, parts.config.hot.highWatermark);
+    parts.metrics.hotWatermark.set({ level: 'low' }, parts.config.hot.lowWatermark);
     // Counting a large namespace takes a while; the gauges fill in when done.
     void engine.countStored().catch((err) => parts.log.warn({ err: String(err) }, 'could not count stored objects'));
     await engine.checkHealth();
@@ -91,6 +117,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.recalls.values()]);
     await this.p.namespace.close();
     await Promise.all([this.p.hot, ...this.p.sites].map((s) => s.close()));
   }
@@ -177,11 +204,60 @@ export class Engine {
     return rec;
   }
 
-  /** Bytes of `rec` (or of `range` within it), verified as they are read. */
+  /**
+   * Bytes of `rec` (or of `range` within it), verified as they are read, in
+   * any tier state. Full copies are read first; shards when there are none
+   * (a stub) or when every copy fails. Reading a stub recalls it into the hot
+   * tier afterwards (once, whoever else reads it meanwhile).
+   */
   readObject(rec: ObjectRecord, range?: ByteRange): Readable {
-    const sources = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
-    const gen = readSegments(rec.segments, sources, range ?? { start: 0, end: rec.size }, (f) => this.reportBadCopy(rec, f));
+    const r = range ?? { start: 0, end: rec.size };
+    this.touch(rec);
+    const gen = rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
     return Readable.from(gen, { objectMode: false, highWaterMark: 1 });
+  }
+
+  private async *readCopies(rec: ObjectRecord, range: ByteRange): AsyncGenerator<Buffer> {
+    const sources = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
+    let pos = range.start;
+    try {
+      for await (const chunk of readSegments(rec.segments, sources, range, (f) => this.reportBadCopy(rec, f))) {
+        pos += chunk.length;
+        yield chunk;
+      }
+      return;
+    } catch (err) {
+      if (!rec.layout || !(err instanceof EngineError && err.code === 'NO_GOOD_COPY')) throw err;
+    }
+    yield* readCoded(rec.layout, (n) => this.siteByName.get(n), this.codec, { start: pos, end: range.end }, (f) => this.reportBadCopy(rec, f));
+  }
+
+  private async *readStub(rec: ObjectRecord, range: ByteRange): AsyncGenerator<Buffer> {
+    if (!rec.layout) throw new EngineError('NO_GOOD_COPY', 'the object has neither copies nor shards');
+    const m = this.p.metrics;
+    const report: DecodeReport = { degraded: false };
+    const started = performance.now();
+    let first = true;
+    let failed = false;
+    m.recallsInFlight.inc();
+    try {
+      for await (const chunk of readCoded(rec.layout, (n) => this.siteByName.get(n), this.codec, range, (f) => this.reportBadCopy(rec, f), report)) {
+        if (first) m.recallFirstByteSeconds.observe({ path: report.degraded ? 'degraded' : 'healthy' }, (performance.now() - started) / 1000);
+        first = false;
+        yield chunk;
+      }
+      m.recallLastByteSeconds.observe({ path: report.degraded ? 'degraded' : 'healthy' }, (performance.now() - started) / 1000);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      m.recallsInFlight.dec();
+      // Bring it back into the hot tier for the reads that follow, unless the hot tier is full.
+      if (!failed)
+        void this.hotUsage()
+        .then((u) => (u < this.p.config.hot.highWatermark ? this.recallObject(rec.bucket, rec.key) : undefined))
+        .catch(() => undefined); // recallObject logs its own failures
+    }
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {
@@ -190,9 +266,8 @@ export class Engine {
     await this.locks.run(objectLock(bucket, key), async () => {
       const old = await this.p.namespace.getObject(bucket, key);
       if (!old) return;
-      await this.p.namespace.batch([{ type: 'del', key: keys.object(bucket, key) }]);
-      this.adjustStored(-1, -old.size);
-      await this.deleteBlobs(old.segments, old.copies);
+      await this.replaceRecord(old, undefined);
+      await this.deleteObjectBlobs(old);
     });
   }
 
@@ -226,7 +301,7 @@ export class Engine {
     return this.locks.run(objectLock(bucket, key), async () => {
       const cur = await this.headObject(bucket, key);
       const next = change(cur);
-      await this.p.namespace.batch([{ type: 'put', key: keys.object(bucket, key), value: next }]);
+      await this.replaceRecord(cur, next);
       return next;
     });
   }
@@ -410,9 +485,8 @@ export class Engine {
     await this.locks.run(objectLock(rec.bucket, rec.key), async () => {
       if (!(await this.p.namespace.getBucket(rec.bucket))) throw new EngineError('NO_SUCH_BUCKET');
       const old = await this.p.namespace.getObject(rec.bucket, rec.key);
-      await this.p.namespace.batch([{ type: 'put', key: keys.object(rec.bucket, rec.key), value: rec }, ...extra]);
-      this.adjustStored(old ? 0 : 1, rec.size - (old?.size ?? 0));
-      if (old) await this.deleteBlobs(old.segments, old.copies);
+      await this.replaceRecord(old, rec, extra);
+      if (old) await this.deleteObjectBlobs(old);
     });
   }
 
@@ -430,18 +504,47 @@ export class Engine {
     );
   }
 
+  /** Commit `next` in place of `old` (with the tier queues and `extra`) in one batch; keep the gauges in step. */
+  private async replaceRecord(old: ObjectRecord | undefined, next: ObjectRecord | undefined, extra: BatchOp[] = []): Promise<void> {
+    await this.p.namespace.batch([...objectOps(old, next), ...extra]);
+    if (old) this.stats.remove(old);
+    if (next) this.stats.add(next);
+    this.publishStats();
+  }
+
+  /** Every blob of a record: full copies and shards. */
+  private async deleteObjectBlobs(rec: ObjectRecord): Promise<void> {
+    await Promise.all([this.deleteBlobs(rec.segments, rec.copies), this.deleteShards(rec)]);
+  }
+
+  private async deleteShards(rec: Pick<ObjectRecord, 'layout'>): Promise<void> {
+    await Promise.all(
+      (rec.layout?.shards ?? []).map((sh) =>
+        this.siteByName
+          .get(sh.site)
+          ?.delete(sh.blob)
+          .catch((err) => this.p.log.warn({ site: sh.site, blob: sh.blob, err: String(err) }, 'could not delete superseded shard')),
+      ),
+    );
+  }
+
   private reportBadCopy(rec: ObjectRecord, f: CopyFailure): void {
     this.p.metrics.checksumFailures.inc({ site: f.site });
     this.p.log.warn({ bucket: rec.bucket, key: rec.key, ...f }, 'bad copy skipped; recorded for repair');
   }
 
-  private stored = { objects: 0, bytes: 0 };
-
-  private adjustStored(objects: number, bytes: number): void {
-    this.stored.objects += objects;
-    this.stored.bytes += bytes;
-    this.p.metrics.objectsStored.set(this.stored.objects);
-    this.p.metrics.bytesStored.set(this.stored.bytes);
+  private publishStats(): void {
+    const m = this.p.metrics;
+    m.objectsStored.set(this.stats.objects);
+    m.bytesStored.set(this.stats.bytes);
+    for (const state of TIER_STATES) {
+      m.tierObjects.set({ state }, this.stats.byState[state].objects);
+      m.tierBytes.set({ state }, this.stats.byState[state].bytes);
+    }
+    for (const [site, v] of this.stats.bySite) {
+      m.siteObjects.set({ site }, v.objects);
+      m.siteBytes.set({ site }, v.bytes);
+    }
   }
 
   /**
@@ -449,13 +552,210 @@ export class Engine {
    * deltas, so the gauges are exact once it ends (they read low until then).
    */
   private async countStored(): Promise<void> {
-    let objects = 0;
-    let bytes = 0;
-    for await (const size of this.p.namespace.objectSizes()) {
-      objects++;
-      bytes += size;
+    const scanned = new TierStats();
+    for await (const rec of this.p.namespace.allObjects()) scanned.add(rec);
+    this.stats.merge(scanned);
+    this.publishStats();
+  }
+
+  // ---- tiers ----
+
+  /** Fraction of the hot tier in use: of its byte budget if one is set, else of its filesystem. */
+  async hotUsage(): Promise<number> {
+    const budget = this.p.config.hot.maxBytes;
+    let usage: number;
+    if (budget !== undefined) usage = this.stats.siteBytes('hot') / budget;
+    else {
+      const cap = await this.p.hot.capacity().catch(() => undefined);
+      usage = cap && cap.total > 0 ? 1 - cap.free / cap.total : 0;
     }
-    this.adjustStored(objects, bytes);
+    this.p.metrics.hotUsage.set(usage);
+    return usage;
+  }
+
+  /** Replicated objects whose coding is due (written before now − codeAfter), oldest first. */
+  dueForCoding(limit: number, now = Date.now()): Promise<QueueEntry[]> {
+    return this.p.namespace.tierQueue('T', now - this.p.config.codeAfterMs + 1, limit);
+  }
+
+  /** Coded objects with a hot copy, least recently read first; `idleOnly` keeps those idle past stubAfter. */
+  stubCandidates(limit: number, idleOnly: boolean, now = Date.now()): Promise<QueueEntry[]> {
+    return this.p.namespace.tierQueue('H', idleOnly ? now - this.p.config.stubAfterMs + 1 : Number.MAX_SAFE_INTEGER, limit);
+  }
+
+  /** True while a recall of this object into the hot tier is running. */
+  recalling(bucket: string, key: string): boolean {
+    return this.recalls.has(objectLock(bucket, key));
+  }
+
+  /**
+   * replicated → coded: stripe the object into k+m shards on their sites,
+   * verify them, commit the layout, and only then delete the replicas (the
+   * hot copy stays). If the object changed meanwhile, or any shard could not
+   * be placed and verified, the shards are removed and nothing changes.
+   */
+  async codeObject(bucket: string, key: string): Promise<TransitionResult> {
+    const rec = await this.headObject(bucket, key);
+    if (rec.tier !== 'replicated') return 'unchanged';
+    const started = performance.now();
+    const source = Readable.from(this.readCopies(rec, { start: 0, end: rec.size }), { objectMode: false, highWaterMark: 1 });
+    const layout = await encodeObject(source, rec.size, this.p.config.geometry, (n) => this.siteByName.get(n), this.codec);
+    const replicas = await this.locks.run(objectLock(bucket, key), async () => {
+      const cur = await this.p.namespace.getObject(bucket, key);
+      if (!cur || cur.tier !== 'replicated' || cur.etag !== rec.etag || cur.lastModified !== rec.lastModified) return undefined;
+      const hot = cur.copies.includes(this.p.hot.name);
+      const { underReplicated: _, ...rest } = cur;
+      await this.replaceRecord(cur, { ...rest, tier: hot ? 'coded' : 'stub', copies: hot ? [this.p.hot.name] : [], layout });
+      return cur.copies.filter((n) => n !== this.p.hot.name);
+    });
+    if (!replicas) {
+      await this.deleteShards({ layout });
+      return 'unchanged';
+    }
+    this.p.metrics.codedBytes.inc(rec.size);
+    this.p.metrics.codingSeconds.observe((performance.now() - started) / 1000);
+    this.p.metrics.protectionLagSeconds.observe((Date.now() - rec.lastModified) / 1000);
+    this.p.metrics.transitions.inc({ to: 'coded' });
+    await this.deleteBlobs(rec.segments, replicas);
+    return 'changed';
+  }
+
+  /** coded → stub: drop the hot copy; the shards hold the object. A replicated object is coded first. */
+  async stubObject(bucket: string, key: string): Promise<TransitionResult> {
+    let rec = await this.headObject(bucket, key);
+    if (rec.tier === 'replicated') {
+      await this.codeObject(bucket, key);
+      rec = await this.headObject(bucket, key);
+    }
+    if (rec.tier !== 'coded') return 'unchanged';
+    const evicted = await this.locks.run(objectLock(bucket, key), async () => {
+      const cur = await this.p.namespace.getObject(bucket, key);
+      if (!cur || cur.tier !== 'coded' || cur.etag !== rec.etag || !cur.layout) return undefined;
+      await this.replaceRecord(cur, { ...cur, tier: 'stub', copies: [] });
+      return cur;
+    });
+    if (!evicted) return 'unchanged';
+    this.p.metrics.transitions.inc({ to: 'stub' });
+    await this.deleteBlobs(evicted.segments, evicted.copies);
+    return 'changed';
+  }
+
+  /**
+   * stub → coded: decode the object from its shards into a new hot copy and
+   * commit it. One recall per object at a time: callers arriving while one
+   * runs share it. Resolves with the record as it then stands.
+   */
+  recallObject(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    const id = objectLock(bucket, key);
+    let recall = this.recalls.get(id);
+    if (!recall) {
+      recall = this.rehydrate(bucket, key)
+        .catch((err) => {
+          this.p.log.warn({ bucket, key, err: String(err) }, 'recall into the hot tier failed');
+          throw err;
+        })
+        .finally(() => this.recalls.delete(id));
+      this.recalls.set(id, recall);
+    }
+    return recall;
+  }
+
+  private async rehydrate(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    const rec = await this.p.namespace.getObject(bucket, key);
+    if (!rec || rec.tier !== 'stub' || !rec.layout) return rec;
+    const body = readCoded(rec.layout, (n) => this.siteByName.get(n), this.codec, { start: 0, end: rec.size }, (f) => this.reportBadCopy(rec, f));
+    const written = await writeSegment(
+      body,
+      this.p.hot,
+      [],
+      {
+        blockSize: this.p.config.blockSize,
+        maxSize: rec.size,
+        expectedSize: rec.size,
+        minReplicas: 0,
+        beforeCommit: (d) => {
+          if (rec.sha256 && d.sha256.toString('hex') !== rec.sha256) throw new EngineError('NO_GOOD_COPY', 'decoded bytes do not match the object SHA-256');
+        },
+      },
+      { log: this.p.log, metrics: this.p.metrics },
+    );
+    const next = await this.locks.run(objectLock(bucket, key), async () => {
+      const cur = await this.p.namespace.getObject(bucket, key);
+      if (!cur || cur.tier !== 'stub' || cur.etag !== rec.etag || cur.lastModified !== rec.lastModified) return undefined;
+      const next: ObjectRecord = { ...cur, tier: 'coded', copies: [this.p.hot.name], segments: [written.segment], lastAccess: Date.now() };
+      await this.replaceRecord(cur, next);
+      return next;
+    });
+    if (!next) {
+      await this.deleteBlobs([written.segment], [this.p.hot.name]);
+      return this.p.namespace.getObject(bucket, key);
+    }
+    this.p.metrics.transitions.inc({ to: 'recalled' });
+    return next;
+  }
+
+  /**
+   * Note a read, coarsely: last access moves at most every quarter of the
+   * stub delay (and at least hourly), so reads cost no namespace write.
+   */
+  private touch(rec: ObjectRecord): void {
+    const now = Date.now();
+    const every = Math.min(this.p.config.stubAfterMs / 4, 3_600_000);
+    if (now - lastAccess(rec) < every) return;
+    void this.updateObject(rec.bucket, rec.key, (cur) => (cur.etag === rec.etag ? { ...cur, lastAccess: Math.max(now, lastAccess(cur)) } : cur)).catch(
+      () => undefined, // the object went away: nothing to note
+    );
+  }
+}
+
+const TIER_STATES: readonly TierState[] = ['replicated', 'coded', 'stub'];
+
+/** Objects and bytes in total, per tier state and per site (bytes each site holds for them). */
+class TierStats {
+  objects = 0;
+  bytes = 0;
+  readonly byState: Record<TierState, { objects: number; bytes: number }> = {
+    replicated: { objects: 0, bytes: 0 },
+    coded: { objects: 0, bytes: 0 },
+    stub: { objects: 0, bytes: 0 },
+  };
+  readonly bySite = new Map<string, { objects: number; bytes: number }>();
+
+  add(rec: ObjectRecord, sign = 1): void {
+    this.objects += sign;
+    this.bytes += sign * rec.size;
+    this.byState[rec.tier].objects += sign;
+    this.byState[rec.tier].bytes += sign * rec.size;
+    const onSite = new Map<string, number>();
+    for (const c of rec.copies) onSite.set(c, (onSite.get(c) ?? 0) + rec.size);
+    for (const sh of rec.layout?.shards ?? []) onSite.set(sh.site, (onSite.get(sh.site) ?? 0) + shardBytes(rec.layout!));
+    for (const [site, bytes] of onSite) {
+      const v = this.bySite.get(site) ?? { objects: 0, bytes: 0 };
+      v.objects += sign;
+      v.bytes += sign * bytes;
+      this.bySite.set(site, v);
+    }
+  }
+
+  remove(rec: ObjectRecord): void {
+    this.add(rec, -1);
+  }
+
+  merge(o: TierStats): void {
+    this.objects += o.objects;
+    this.bytes += o.bytes;
+    for (const st of TIER_STATES) {
+      this.byState[st].objects += o.byState[st].objects;
+      this.byState[st].bytes += o.byState[st].bytes;
+    }
+    for (const [site, v] of o.bySite) {
+      const cur = this.bySite.get(site) ?? { objects: 0, bytes: 0 };
+      this.bySite.set(site, { objects: cur.objects + v.objects, bytes: cur.bytes + v.bytes });
+    }
+  }
+
+  siteBytes(site: string): number {
+    return this.bySite.get(site)?.bytes ?? 0;
   }
 }
 

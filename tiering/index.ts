@@ -1,5 +1,5 @@
 // The engine's public surface. Doors import from here only.
-export { Engine, DEFAULT_ENGINE_CONFIG, type Accepted, type EngineConfig, type EngineParts, type WriteInput, type ListObjectsInput } from './engine.js';
+export { Engine, DEFAULT_ENGINE_CONFIG, type TransitionResult, type Accepted, type EngineConfig, type EngineParts, type WriteInput, type ListObjectsInput } from './engine.js';
 export { EngineError, ENGINE_ERRORS, type EngineErrorCode } from './errors.js';
 export { createEngineMetrics, type EngineMetrics } from './metrics.js';
 export { type Logger, silentLogger } from './log.js';
@@ -11,3 +11,6 @@ export { MemorySite } from './sites/memory-site.js';
 export { validateBucketName, validateKey, MAX_KEY_BYTES } from './names.js';
 export type { ByteRange } from './read/segment-reader.js';
 export type { Digests } from './write/segment-writer.js';
+export { TierWorker, type WorkerOptions } from './policy/worker.js';
+export type { Geometry } from './erasure/layout.js';
+export type { ShardLayout } from './namespace/records.js';

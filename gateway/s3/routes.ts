@@ -57,6 +57,7 @@ export const ROUTES: readonly Route[] = [
   r('DELETE', 'object', 'AbortMultipartUpload', 'write', multipart.abortMultipartUpload, { sub: 'uploadId' }),
   r('DELETE', 'object', 'DeleteObjectTagging', 'write', object.deleteObjectTagging, { sub: 'tagging' }),
   r('DELETE', 'object', 'DeleteObject', 'write', object.deleteObject),
+  r('POST', 'object', 'RestoreObject', 'write', object.restoreObject, { sub: 'restore' }),
   r('POST', 'object', 'CreateMultipartUpload', 'write', multipart.createMultipartUpload, { sub: 'uploads' }),
   r('POST', 'object', 'CompleteMultipartUpload', 'write', multipart.completeMultipartUpload, { sub: 'uploadId' }),
 ];
@@ -65,7 +66,7 @@ export const ROUTES: readonly Route[] = [
 const UNSUPPORTED = [
   'acl', 'policy', 'cors', 'lifecycle', 'versioning', 'versions', 'website', 'logging', 'notification', 'replication',
   'encryption', 'object-lock', 'retention', 'legal-hold', 'accelerate', 'requestPayment', 'analytics', 'inventory',
-  'metrics', 'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'torrent', 'select', 'attributes', 'restore',
+  'metrics', 'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'torrent', 'select', 'attributes',
 ];
 
 export function matchRoute(method: string, scope: Scope, query: Map<string, string>, headers: Record<string, unknown>): Route | 'unsupported' | undefined {

@@ -6,12 +6,18 @@
 //   O \0 <bucket> \0 <key>                        object record
 //   U \0 <bucket> \0 <key> \0 <uploadId>          multipart upload record
 //   P \0 <uploadId> \0 <part number, 5 digits>    uploaded part record
+//   T \0 <written at, ms, 15 digits> \0 <bucket> \0 <key>
+//                                                 replicated object waiting to be coded
+//   H \0 <last access, ms, 15 digits> \0 <bucket> \0 <key>
+//                                                 coded object with a hot copy (stub candidates, least recently read first)
 //
 // Bucket names cannot hold NUL, so "<bucket> \0" always ends the bucket part;
 // object keys may hold any UTF-8, NUL included, and still sort correctly
 // because they come last.
 
 const SEP = 0;
+
+export type TierQueue = 'T' | 'H';
 
 function build(family: string, ...parts: (string | Buffer)[]): Buffer {
   const bufs: Buffer[] = [Buffer.from(family, 'latin1')];
@@ -38,6 +44,18 @@ export const keys = {
   upload: (bucket: string, key: string, uploadId: string) => build('U', bucket, key, uploadId),
   uploadsFrom: (bucket: string, prefix: string) => build('U', bucket, prefix),
   uploadsEnd: (bucket: string) => Buffer.concat([build('U', bucket), Buffer.of(1)]),
+
+  /** Tier queues: T (to code, by write time) and H (evictable hot copies, by last access). */
+  tierQueue: (family: TierQueue, at: number, bucket: string, key: string) => build(family, String(Math.max(0, Math.floor(at))).padStart(15, '0'), bucket, key),
+  tierQueueStart: (family: TierQueue) => build(family, ''),
+  tierQueueEnd: (family: TierQueue) => Buffer.from(`${family}\x01`, 'latin1'),
+  /** Entries of `family` with a time before `at` lie below this key. */
+  tierQueueBefore: (family: TierQueue, at: number) => build(family, String(Math.max(0, Math.floor(at))).padStart(15, '0')),
+  parseTierQueue: (k: Buffer): { at: number; bucket: string; key: string } => {
+    const at = Number(k.subarray(2, 17).toString('latin1'));
+    const sep = k.indexOf(SEP, 18);
+    return { at, bucket: k.subarray(18, sep).toString('utf8'), key: k.subarray(sep + 1).toString('utf8') };
+  },
 
   part: (uploadId: string, partNumber: number) => build('P', uploadId, String(partNumber).padStart(5, '0')),
   partsStart: (uploadId: string) => build('P', uploadId, ''),

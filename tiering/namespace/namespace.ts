@@ -5,8 +5,41 @@ import { Level } from 'level';
 import { afterPrefix, keys } from './keys.js';
 import type { BucketRecord, ObjectRecord, PartRecord, UploadRecord } from './records.js';
 
-type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord;
+/** Tier-queue entries carry no value: the key says it all. */
+type QueueMark = Record<string, never>;
+type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | QueueMark;
 export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
+
+/** Where an object sits in the tier queues (see keys.ts), if anywhere. */
+function queueEntries(rec: ObjectRecord): Buffer[] {
+  if (rec.tier === 'replicated') return [keys.tierQueue('T', rec.lastModified, rec.bucket, rec.key)];
+  if (rec.tier === 'coded' && rec.copies.includes('hot')) return [keys.tierQueue('H', lastAccess(rec), rec.bucket, rec.key)];
+  return [];
+}
+
+export function lastAccess(rec: ObjectRecord): number {
+  return rec.lastAccess ?? rec.lastModified;
+}
+
+/**
+ * The batch ops that replace object record `old` with `next` (either may be
+ * absent) and keep the tier queues in step. Every object write goes through
+ * here, so the queues can never drift from the records.
+ */
+export function objectOps(old: ObjectRecord | undefined, next: ObjectRecord | undefined): BatchOp[] {
+  const dels = old ? queueEntries(old) : [];
+  const puts = next ? queueEntries(next) : [];
+  const ops: BatchOp[] = dels.filter((d) => !puts.some((p) => p.equals(d))).map((key) => ({ type: 'del', key }));
+  if (next) ops.push({ type: 'put', key: keys.object(next.bucket, next.key), value: next }, ...puts.map((key): BatchOp => ({ type: 'put', key, value: {} })));
+  else if (old) ops.push({ type: 'del', key: keys.object(old.bucket, old.key) });
+  return ops;
+}
+
+export interface QueueEntry {
+  at: number;
+  bucket: string;
+  key: string;
+}
 
 export interface ListQuery {
   prefix: string;
@@ -91,11 +124,22 @@ export class Namespace {
     return (await this.db.values({ gte: start, lt: afterPrefix(start), limit }).all()) as UploadRecord[];
   }
 
-  /** Sizes of every object, from one snapshot (for the stored-bytes gauges). */
-  async *objectSizes(): AsyncGenerator<number> {
+  /** Every object record, from one snapshot (for the stored-bytes gauges). */
+  async *allObjects(): AsyncGenerator<ObjectRecord> {
     for await (const v of this.db.values({ gte: keys.allObjectsStart(), lt: keys.allObjectsEnd() })) {
-      yield (v as ObjectRecord).size;
+      yield v as ObjectRecord;
     }
+  }
+
+  /** Up to `limit` entries of a tier queue with a time before `before`, oldest first. */
+  async tierQueue(family: 'T' | 'H', before: number, limit: number): Promise<QueueEntry[]> {
+    const found = await this.db.keys({ gte: keys.tierQueueStart(family), lt: keys.tierQueueBefore(family, before), limit }).all();
+    return found.map((k) => keys.parseTierQueue(k));
+  }
+
+  /** Entries of a tier queue, oldest first, for as long as the caller keeps reading. */
+  async *tierQueueAll(family: 'T' | 'H'): AsyncGenerator<QueueEntry> {
+    for await (const k of this.db.keys({ gte: keys.tierQueueStart(family), lt: keys.tierQueueEnd(family) })) yield keys.parseTierQueue(k);
   }
 
   async listObjects(bucket: string, q: ListQuery): Promise<ListPage> {

@@ -22,7 +22,28 @@ export interface Segment {
   crc32: string; // base64 of big-endian uint32 per block
 }
 
+/**
+ * replicated: hot + full replicas (A, B). coded: hot copy + erasure-coded
+ * shards, replicas removed. stub: shards only; a read recalls it.
+ */
 export type TierState = 'replicated' | 'coded' | 'stub';
+
+/**
+ * Where a coded object's bytes live: the object is cut into stripes of k
+ * pieces of `pieceSize` bytes plus m parity pieces; the last stripe has
+ * smaller pieces (`lastPieceSize`, zero-padded to a multiple of 8), so a shard
+ * holds about size/k bytes whatever the stripe size. Shard i is the blob
+ * holding piece i of every stripe, on its own site.
+ */
+export interface ShardLayout {
+  k: number;
+  m: number;
+  pieceSize: number;
+  lastPieceSize: number;
+  stripes: number;
+  /** Indexed by piece number (0..k-1 data, k..k+m-1 parity). */
+  shards: { site: string; blob: string; crc32: string /* base64, big-endian uint32 per stripe */ }[];
+}
 
 /** Content headers kept with an object and returned on GET/HEAD. */
 export interface ContentHeaders {
@@ -53,6 +74,10 @@ export interface ObjectRecord extends ContentHeaders {
   copies: string[];
   /** Fewer copies than the policy asks for; FLOWS repairs it. */
   underReplicated?: boolean;
+  /** Present once coded (tier coded or stub). */
+  layout?: ShardLayout;
+  /** Last read (ms), kept coarsely: what stubbing goes by. Defaults to lastModified. */
+  lastAccess?: number;
 }
 
 export interface UploadRecord extends ContentHeaders {

@@ -5,7 +5,7 @@ import { uriEncode } from '../auth.js';
 import { S3Error, toS3Error } from '../errors.js';
 import { isoDate, readSmallBody, readXmlBody, sendXml } from '../request.js';
 import { children, childText, el } from '../xml.js';
-import { STORAGE_CLASS, type Handler } from './common.js';
+import { storageClass, type Handler } from './common.js';
 
 const OWNER = el('Owner', el('ID', 'valentine'), el('DisplayName', 'valentine'));
 
@@ -125,7 +125,7 @@ function contents(objects: Awaited<ReturnType<Parameters<Handler>[1]['engine']['
       el('LastModified', isoDate(o.lastModified)),
       el('ETag', o.etag),
       el('Size', o.size),
-      el('StorageClass', STORAGE_CLASS),
+      el('StorageClass', storageClass(o)),
       owner ? OWNER : undefined,
     ),
   );

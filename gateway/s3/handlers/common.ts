@@ -123,15 +123,36 @@ export function validateTags(tags: Record<string, string>): Record<string, strin
 }
 
 export const STORAGE_CLASS = 'STANDARD';
+/**
+ * What listings and HEAD call a stub: S3's class for archived objects that
+ * still read instantly, so clients read it like any other (no restore first).
+ */
+export const STUB_STORAGE_CLASS = 'GLACIER_IR';
+
+export function storageClass(rec: Pick<ObjectRecord, 'tier'>): string {
+  return rec.tier === 'stub' ? STUB_STORAGE_CLASS : STORAGE_CLASS;
+}
+
+/** Tier state as S3 headers: x-valentine-tier, the storage class of stubs, and recall progress as x-amz-restore. */
+export function tierHeaders(rec: ObjectRecord, engine: Engine): Record<string, string> {
+  const out: Record<string, string> = { 'x-valentine-tier': rec.tier };
+  if (rec.tier === 'stub') out['x-amz-storage-class'] = STUB_STORAGE_CLASS;
+  if (engine.recalling(rec.bucket, rec.key)) out['x-amz-restore'] = 'ongoing-request="true"';
+  else if (rec.tier === 'coded') {
+    const until = (rec.lastAccess ?? rec.lastModified) + engine.config.stubAfterMs;
+    out['x-amz-restore'] = `ongoing-request="false", expiry-date="${httpDate(until)}"`;
+  }
+  return out;
+}
 
 /** Headers describing a stored object on GET and HEAD. */
-export function objectHeaders(rec: ObjectRecord, checksumMode: boolean): Record<string, string> {
+export function objectHeaders(rec: ObjectRecord, checksumMode: boolean, engine: Engine): Record<string, string> {
   const out: Record<string, string> = {
     'content-type': rec.contentType ?? 'binary/octet-stream',
     etag: rec.etag,
     'last-modified': httpDate(rec.lastModified),
     'accept-ranges': 'bytes',
-    'x-valentine-tier': rec.tier,
+    ...tierHeaders(rec, engine),
   };
   for (const [field, header] of CONTENT_HEADERS) {
     const v = rec[field];

@@ -1,9 +1,10 @@
 // Object calls: PutObject, GetObject, HeadObject, DeleteObject, CopyObject
 // and object tagging.
+import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { ObjectRecord } from '../../../tiering/index.js';
 import { S3Error } from '../errors.js';
-import { decodeComponent, isoDate, readXmlBody, sendXml, type S3Call } from '../request.js';
+import { decodeComponent, isoDate, readSmallBody, readXmlBody, sendXml, type S3Call } from '../request.js';
 import { children, childText, el } from '../xml.js';
 import { bodyForWrite, objectHeaders, validateTags, writeInputFromHeaders, type Handler } from './common.js';
 
@@ -23,7 +24,7 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   const rec = await engine.headObject(call.bucket, call.key);
   const notModified = checkConditions(rec, call.req);
   const reply = call.reply;
-  const headers = objectHeaders(rec, call.req.headers['x-amz-checksum-mode'] === 'ENABLED');
+  const headers = objectHeaders(rec, call.req.headers['x-amz-checksum-mode'] === 'ENABLED', engine);
   if (notModified) {
     reply.code(304).headers({ etag: headers.etag!, 'last-modified': headers['last-modified']! }).send();
     return;
@@ -33,6 +34,10 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
     if (v !== undefined) headers[h] = v;
   }
   const range = parseRange(call.req.headers.range, rec.size);
+  const empty = range ? range.end === range.start : rec.size === 0;
+  // The first bytes are in hand before the status goes out, so an object that
+  // cannot be read (too many shards lost) is a clean 500, not a torn 200.
+  const body = withBody && !empty ? await startedStream(engine.readObject(rec, range)) : undefined;
   if (range) {
     delete headers[`x-amz-checksum-${rec.checksum?.algorithm.toLowerCase()}`];
     reply.code(206).headers(headers).header('content-range', `bytes ${range.start}-${range.end - 1}/${rec.size}`);
@@ -40,12 +45,43 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   } else {
     reply.code(200).headers(headers).header('content-length', String(rec.size));
   }
-  if (!withBody || (range ? range.end === range.start : rec.size === 0)) {
-    reply.send();
+  reply.send(body);
+}
+
+/** A stream whose first chunk has already been read (so a failure to start surfaces here). */
+async function startedStream(stream: Readable): Promise<Readable> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await it.next().catch((err) => {
+    stream.destroy();
+    throw err;
+  });
+  return Readable.from(
+    (async function* () {
+      if (first.done) return;
+      yield first.value;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    })(),
+    { objectMode: false, highWaterMark: 1 },
+  );
+}
+
+/**
+ * RestoreObject: bring a stub back into the hot tier ahead of reading it
+ * (202 while it runs, 409 if one already runs, 200 when already hot). A GET
+ * works without it; this only saves the first reader the wait.
+ */
+export const restoreObject: Handler = async (call, { engine, options }) => {
+  // The RestoreRequest body (days, tier) means nothing here: a recalled object stays until it idles again.
+  await readSmallBody(call.req.raw, options.maxXmlBytes);
+  const rec = await engine.headObject(call.bucket, call.key);
+  if (engine.recalling(call.bucket, call.key)) throw new S3Error('RestoreAlreadyInProgress');
+  if (rec.tier !== 'stub') {
+    call.reply.code(200).send();
     return;
   }
-  reply.send(engine.readObject(rec, range));
-}
+  void engine.recallObject(call.bucket, call.key).catch(() => undefined); // the engine logs a failed recall
+  call.reply.code(202).send();
+};
 
 const RESPONSE_OVERRIDES = [
   ['response-content-type', 'content-type'],
