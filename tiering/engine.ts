@@ -254,8 +254,8 @@ export class Engine {
       m.recallsInFlight.dec();
       // Bring it back into the hot tier for the reads that follow, unless the hot tier is full.
       if (!failed)
-        void this.hotUsage()
-        .then((u) => (u < this.p.config.hot.highWatermark ? this.recallObject(rec.bucket, rec.key) : undefined))
+        void this.hotUsage(rec.size)
+        .then((u) => (u <= this.p.config.hot.highWatermark ? this.recallObject(rec.bucket, rec.key) : undefined))
         .catch(() => undefined); // recallObject logs its own failures
     }
   }
@@ -560,17 +560,25 @@ export class Engine {
 
   // ---- tiers ----
 
-  /** Fraction of the hot tier in use: of its byte budget if one is set, else of its filesystem. */
-  async hotUsage(): Promise<number> {
+  /**
+   * Fraction of the hot tier in use, counting `adding` more bytes: of its
+   * byte budget if one is set, else of its filesystem.
+   */
+  async hotUsage(adding = 0): Promise<number> {
     const budget = this.p.config.hot.maxBytes;
-    let usage: number;
-    if (budget !== undefined) usage = this.stats.siteBytes('hot') / budget;
-    else {
+    let used: number;
+    let total: number;
+    if (budget !== undefined) {
+      used = this.stats.siteBytes(this.p.hot.name);
+      total = budget;
+    } else {
       const cap = await this.p.hot.capacity().catch(() => undefined);
-      usage = cap && cap.total > 0 ? 1 - cap.free / cap.total : 0;
+      if (!cap || cap.total <= 0) return 0;
+      used = cap.total - cap.free;
+      total = cap.total;
     }
-    this.p.metrics.hotUsage.set(usage);
-    return usage;
+    if (adding === 0) this.p.metrics.hotUsage.set(used / total);
+    return (used + adding) / total;
   }
 
   /** Replicated objects whose coding is due (written before now − codeAfter), oldest first. */
