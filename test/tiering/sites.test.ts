@@ -3,6 +3,9 @@
 // and s3rver). Then what only a remote site can do wrong: be unreachable,
 // refuse credentials, or die in the middle of a write.
 import { randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Transform } from 'node:stream';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
@@ -150,4 +153,109 @@ t.test('a remote that dies mid-write leaves no visible blob', async (t) => {
   );
   const r = (await again.open(kept))!;
   t.ok((await r.read(0, keptData.length)).equals(keptData), 'the committed blob survived the crash intact');
+});
+
+/**
+ * A real HTTP proxy in front of a real S3 server that misbehaves on purpose:
+ * answers the first `busy` requests 503 SlowDown, or flips one byte of every
+ * request body it forwards.
+ */
+async function faultyProxy(t: Test, target: string, fault: { busy?: number; corrupt?: boolean }): Promise<{ url: string; seen: string[] }> {
+  const to = new URL(target);
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    if (fault.busy !== undefined && fault.busy-- > 0) {
+      res.writeHead(503, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+      return;
+    }
+    const up = httpRequest({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    let flipped = false;
+    const flip = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (fault.corrupt && !flipped && chunk.length > 0) {
+          chunk[0] = chunk[0]! ^ 0x01;
+          flipped = true;
+        }
+        done(null, chunk);
+      },
+    });
+    req.pipe(flip).pipe(up);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  t.teardown(() => new Promise<void>((res) => server.close(() => res())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+t.test('a busy remote (503) is retried with backoff, a bounded number of times', async (t) => {
+  const gw = await remoteGateway(t);
+  const proxy = await faultyProxy(t, gw.s3Url, { busy: 2 });
+  const site = gatewaySite({ s3Url: proxy.url });
+  t.teardown(() => site.close());
+  const id = randomBytes(16).toString('hex');
+  const data = randomBytes(5000);
+  const w = site.createWriter(id);
+  await w.write(data);
+  await w.commit();
+  t.equal(proxy.seen.length, 3, 'two refusals, then the PUT went through');
+  t.ok((await (await site.open(id))!.read(0, 5000)).equals(data), 'and the blob is whole');
+
+  const impatient = gatewaySite({ s3Url: (await faultyProxy(t, gw.s3Url, { busy: 10 })).url }, { retries: 1 });
+  t.teardown(() => impatient.close());
+  const w2 = impatient.createWriter(randomBytes(16).toString('hex'));
+  await w2.write(data);
+  await t.rejects(w2.commit(), { name: 'SiteRequestError', status: 503, remoteCode: 'SlowDown', message: /\(after 2 attempts\)$/ }, 'gives up after its retries');
+});
+
+t.test('bytes damaged on the way are refused by the remote and never stored', async (t) => {
+  const gw = await remoteGateway(t);
+  const proxy = await faultyProxy(t, gw.s3Url, { corrupt: true });
+  const prefix = 'damaged/';
+  const site = gatewaySite({ s3Url: proxy.url }, { prefix, retries: 0 });
+  const direct = gatewaySite(gw, { prefix });
+  t.teardown(() => Promise.all([site.close(), direct.close()]));
+  for (const size of [10_000, 9 << 20]) {
+    const id = randomBytes(16).toString('hex');
+    const w = site.createWriter(id);
+    const err = await (async () => {
+      await w.write(randomBytes(size));
+      await w.commit();
+    })().then(
+      () => undefined,
+      (e: unknown) => e as SiteRequestError,
+    );
+    t.equal(err?.status, 400, `${size} B: the remote refused the damaged body`);
+    t.match(err?.remoteCode, /^(BadDigest|XAmzContentSHA256Mismatch)$/, `with ${err?.remoteCode}`);
+    await w.abort();
+    t.equal(await direct.stat(id), undefined, 'nothing was stored');
+  }
+  const listing: string[] = [];
+  for await (const id of direct.list()) listing.push(id);
+  t.same(listing, [], 'nothing listed');
+});
+
+t.test('a remote that accepts connections but never answers: timeouts, never a hang', async (t) => {
+  const sockets = new Set<Socket>();
+  const silent = createServer(() => {}).on('connection', (s) => sockets.add(s));
+  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((res) => silent.close(() => res()));
+  });
+  const site = gatewaySite({ s3Url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` }, { headersTimeoutMs: 300, healthTimeoutMs: 500, retries: 1 });
+  t.teardown(() => site.close());
+  let started = Date.now();
+  t.equal(await site.health(), false, 'health false');
+  t.ok(Date.now() - started < 1500, `within the health timeout (${Date.now() - started} ms)`);
+  started = Date.now();
+  const w = site.createWriter(randomBytes(16).toString('hex'));
+  await w.write(randomBytes(1000));
+  await t.rejects(w.commit(), { name: 'SiteRequestError', message: /UND_ERR_HEADERS_TIMEOUT.*\(after 2 attempts\)$/ });
+  t.ok(Date.now() - started < 3000, `the write failed in ${Date.now() - started} ms`);
+  await t.rejects(site.stat(randomBytes(16).toString('hex')), { name: 'SiteRequestError' }, 'a stat fails the same way');
 });

@@ -9,10 +9,15 @@
 // refuses bytes that changed on the way.
 //
 // Requests are signed with @smithy/signature-v4 (the AWS SDK's signer) and
-// sent through one undici Pool with connect, headers and body timeouts.
-// Idempotent requests (GET, HEAD, DELETE, PUT of a whole object or part) are
-// retried a bounded number of times with exponential backoff on network
-// errors and 5xx/429 answers; POSTs (create/complete multipart) are not.
+// sent through one undici Pool with connect, headers and body timeouts. A
+// request that meets a network error or a 5xx/429 answer is sent again a
+// bounded number of times with exponential backoff. Every request here is
+// safe to repeat: GET, HEAD, DELETE and the PUT of a whole object or part are
+// idempotent; a repeated CreateMultipartUpload leaves an extra upload that
+// never becomes visible; a repeated CompleteMultipartUpload that finds its
+// upload gone (the first one did complete) is settled by a HEAD of the object.
+// (Retries live here rather than in undici's retry interceptor so that each
+// attempt is signed afresh and the final error says how many were made.)
 // Every failure becomes a SiteRequestError naming the site, the operation,
 // the HTTP status and the remote's S3 error code.
 import { createHash } from 'node:crypto';
@@ -221,7 +226,7 @@ export class S3Site extends Site {
     }
     headers['x-amz-content-sha256'] = r.body ? createHash('sha256').update(r.body).digest('hex') : EMPTY_SHA256;
     const operation = r.key !== undefined ? `${r.op} ${r.key}` : `${r.op} ${this.opts.bucket}`;
-    const retries = r.method === 'POST' ? 0 : (r.retries ?? this.opts.retries);
+    const retries = r.retries ?? this.opts.retries;
     for (let attempt = 0; ; attempt++) {
       let res: S3Response | undefined;
       let failure: unknown;
@@ -253,12 +258,7 @@ export class S3Site extends Site {
         continue;
       }
       const tries = attempt > 0 ? ` (after ${attempt + 1} attempts)` : '';
-      if (res) {
-        const text = res.body.toString('utf8');
-        const remoteCode = xmlValues(text, 'Code')[0];
-        const message = xmlValues(text, 'Message')[0] ?? (text.length > 0 && !text.startsWith('<') ? text.slice(0, 200) : 'no error document');
-        throw new SiteRequestError({ site: this.name, operation, status: res.status, ...(remoteCode && { remoteCode }), detail: `${message}${tries}` });
-      }
+      if (res) throw answerError(this.name, operation, res, tries);
       const e = failure as NodeJS.ErrnoException;
       throw new SiteRequestError({ site: this.name, operation, detail: `${e.code ? `${e.code} ` : ''}${e.message} at ${this.url.origin}${tries}` }, { cause: failure });
     }
@@ -279,6 +279,7 @@ class S3BlobWriter implements BlobWriter {
   private readonly parts: { number: number; etag: string }[] = [];
   private state: 'open' | 'failed' | 'committed' | 'aborted' = 'open';
   private busy: Promise<unknown> = Promise.resolve();
+  private total = 0;
 
   constructor(
     private readonly site: string,
@@ -292,6 +293,7 @@ class S3BlobWriter implements BlobWriter {
       this.checkOpen();
       this.chunks.push(Buffer.from(chunk)); // a copy: the caller may reuse its buffer once we resolve
       this.buffered += chunk.length;
+      this.total += chunk.length;
       while (this.buffered >= this.partSize) await this.uploadPart(this.take(this.partSize));
     });
   }
@@ -303,26 +305,34 @@ class S3BlobWriter implements BlobWriter {
         await this.send({ op: 'PutObject', method: 'PUT', key: this.key, body: this.take(this.buffered) });
       } else {
         if (this.buffered > 0) await this.uploadPart(this.take(this.buffered));
-        const xml =
-          '<CompleteMultipartUpload>' +
-          this.parts.map((p) => `<Part><PartNumber>${p.number}</PartNumber><ETag>${xmlEscape(p.etag)}</ETag></Part>`).join('') +
-          '</CompleteMultipartUpload>';
-        const res = await this.send({
-          op: 'CompleteMultipartUpload',
-          method: 'POST',
-          key: this.key,
-          query: { uploadId: this.uploadId },
-          headers: { 'content-type': 'application/xml' },
-          body: Buffer.from(xml),
-        });
-        // S3 may answer 200 and still report an error in the body.
-        const text = res.body.toString('utf8');
-        if (/<Error>/.test(text)) {
-          throw new SiteRequestError({ site: this.site, operation: `CompleteMultipartUpload ${this.key}`, status: res.status, remoteCode: xmlValues(text, 'Code')[0] ?? 'Error', detail: xmlValues(text, 'Message')[0] ?? text.slice(0, 200) });
-        }
+        await this.complete();
       }
       this.state = 'committed';
     });
+  }
+
+  private async complete(): Promise<void> {
+    const xml =
+      '<CompleteMultipartUpload>' +
+      this.parts.map((p) => `<Part><PartNumber>${p.number}</PartNumber><ETag>${xmlEscape(p.etag)}</ETag></Part>`).join('') +
+      '</CompleteMultipartUpload>';
+    const operation = `CompleteMultipartUpload ${this.key}`;
+    const res = await this.send({
+      op: 'CompleteMultipartUpload',
+      method: 'POST',
+      key: this.key,
+      query: { uploadId: this.uploadId! },
+      headers: { 'content-type': 'application/xml' },
+      body: Buffer.from(xml),
+      accept: [404],
+    });
+    if (res.status === 404) {
+      // NoSuchUpload: lost, or completed by an attempt whose answer was lost. The object says which.
+      const head = await this.send({ op: 'HeadObject', method: 'HEAD', key: this.key, accept: [404] });
+      if (head.status === 404 || Number(head.headers['content-length']) !== this.total) throw answerError(this.site, operation, res, '');
+    } else if (/<Error>/.test(res.body.toString('utf8'))) {
+      throw answerError(this.site, operation, res, ''); // S3 may answer 200 and still report an error in the body
+    }
   }
 
   /** Never rejects: an upload the remote never completes is invisible, and stale ones are the bucket lifecycle's to reap. */
@@ -370,6 +380,14 @@ class S3BlobWriter implements BlobWriter {
     if (typeof etag !== 'string') throw new SiteRequestError({ site: this.site, operation: `UploadPart ${this.key}`, status: res.status, detail: 'no ETag in the answer' });
     this.parts.push({ number, etag });
   }
+}
+
+/** The error a remote's answer describes: its status, and the Code and Message of its S3 error document. */
+function answerError(site: string, operation: string, res: S3Response, suffix: string): SiteRequestError {
+  const text = res.body.toString('utf8');
+  const remoteCode = xmlValues(text, 'Code')[0];
+  const message = xmlValues(text, 'Message')[0] ?? (text.length > 0 && !text.startsWith('<') ? text.slice(0, 200) : 'no error document');
+  return new SiteRequestError({ site, operation, status: res.status, ...(remoteCode && { remoteCode }), detail: `${message}${suffix}` });
 }
 
 /** RFC 3986 percent-encoding, as SigV4 canonicalises paths and queries. */
