@@ -3,7 +3,7 @@
 //   <prefix>blobs/<first two hex digits of id>/<id>
 // Nothing half-written is ever visible: a blob that fits in one part goes up
 // as a single PUT at commit; a larger one becomes a multipart upload whose
-// parts are sent as the buffer fills (memory stays at about one part) and
+// parts are sent as the buffer fills (memory stays at a few parts) and
 // which turns into an object only at CompleteMultipartUpload. Every body is
 // sent with Content-MD5 and its SHA-256 in the signature, so the remote
 // refuses bytes that changed on the way.
@@ -64,6 +64,8 @@ export const S3_SITE_DEFAULTS = {
 } as const;
 
 const MIN_PART_SIZE = 5 * 2 ** 20;
+/** Parts of one blob uploading at once: memory per writer stays under (1 + this) parts. */
+const PARTS_IN_FLIGHT = 2;
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 /** Answers worth another try: the remote was busy or briefly broken. */
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -277,6 +279,7 @@ class S3BlobWriter implements BlobWriter {
   private buffered = 0;
   private uploadId: string | undefined;
   private readonly parts: { number: number; etag: string }[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private state: 'open' | 'failed' | 'committed' | 'aborted' = 'open';
   private busy: Promise<unknown> = Promise.resolve();
   private total = 0;
@@ -305,6 +308,7 @@ class S3BlobWriter implements BlobWriter {
         await this.send({ op: 'PutObject', method: 'PUT', key: this.key, body: this.take(this.buffered) });
       } else {
         if (this.buffered > 0) await this.uploadPart(this.take(this.buffered));
+        await this.settleParts();
         await this.complete();
       }
       this.state = 'committed';
@@ -342,6 +346,7 @@ class S3BlobWriter implements BlobWriter {
     this.chunks = [];
     this.buffered = 0;
     await this.busy.catch(() => undefined);
+    await Promise.allSettled(this.inFlight);
     if (this.uploadId === undefined) return;
     await this.send({ op: 'AbortMultipartUpload', method: 'DELETE', key: this.key, query: { uploadId: this.uploadId }, accept: [404] }).catch(() => undefined);
   }
@@ -367,6 +372,11 @@ class S3BlobWriter implements BlobWriter {
     return all.subarray(0, n);
   }
 
+  /**
+   * Starts uploading the next part and returns once fewer than
+   * PARTS_IN_FLIGHT are on the wire, so the next part fills while earlier
+   * ones travel; a failed part rejects here or at commit.
+   */
   private async uploadPart(body: Buffer): Promise<void> {
     if (this.uploadId === undefined) {
       const res = await this.send({ op: 'CreateMultipartUpload', method: 'POST', key: this.key, query: { uploads: '' } });
@@ -374,12 +384,27 @@ class S3BlobWriter implements BlobWriter {
       if (!uploadId) throw new SiteRequestError({ site: this.site, operation: `CreateMultipartUpload ${this.key}`, status: res.status, detail: 'no UploadId in the answer' });
       this.uploadId = uploadId;
     }
+    const uploadId = this.uploadId;
     const number = this.parts.length + 1;
-    const res = await this.send({ op: 'UploadPart', method: 'PUT', key: this.key, query: { partNumber: String(number), uploadId: this.uploadId }, body });
-    const etag = res.headers.etag;
-    if (typeof etag !== 'string') throw new SiteRequestError({ site: this.site, operation: `UploadPart ${this.key}`, status: res.status, detail: 'no ETag in the answer' });
-    this.parts.push({ number, etag });
+    const part = { number, etag: '' };
+    this.parts.push(part);
+    const upload = (async () => {
+      const res = await this.send({ op: 'UploadPart', method: 'PUT', key: this.key, query: { partNumber: String(number), uploadId }, body });
+      const etag = res.headers.etag;
+      if (typeof etag !== 'string') throw new SiteRequestError({ site: this.site, operation: `UploadPart ${this.key}`, status: res.status, detail: 'no ETag in the answer' });
+      part.etag = etag;
+    })();
+    upload.catch(() => undefined); // observed by settleParts or the race below
+    this.inFlight.add(upload);
+    void upload.finally(() => this.inFlight.delete(upload)).catch(() => undefined);
+    if (this.inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.inFlight);
   }
+
+  /** Waits for every part on the wire; rejects if any failed. */
+  private async settleParts(): Promise<void> {
+    await Promise.all(this.inFlight);
+  }
+
 }
 
 /** The error a remote's answer describes: its status, and the Code and Message of its S3 error document. */
