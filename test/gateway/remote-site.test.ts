@@ -56,4 +56,19 @@ t.test('site B on a second Valentine', async (t) => {
     keys.map(async (Key) => sha(await (await remoteClient.send(new GetObjectCommand({ Bucket: 'dc2', Key }))).Body!.transformToByteArray())),
   );
   t.same(remoteCopies.sort(), Object.values(objects).map(sha).sort(), "the remote holds each object's bytes in full");
+
+  const ready = await fetch(`${gw.adminUrl}/readyz`);
+  t.same(((await ready.json()) as { sites: unknown }).sites, { hot: true, A: true, B: true, C: true }, '/readyz: the remote site is up');
+
+  // The second Valentine goes away: site B is down, reads carry on from the
+  // hot tier, a write that needs two replicas is refused cleanly.
+  await remote.stop();
+  const down = await fetch(`${gw.adminUrl}/readyz`);
+  t.equal(down.status, 503, '/readyz: not ready');
+  t.same(((await down.json()) as { sites: unknown }).sites, { hot: true, A: true, B: false, C: true }, 'and names site B');
+  const got = await client.send(new GetObjectCommand({ Bucket: 'specimens', Key: 'small.jpg' }));
+  t.equal(sha(await got.Body!.transformToByteArray()), sha(objects['small.jpg']), 'reads still work');
+  const started = Date.now();
+  await t.rejects(client.send(new PutObjectCommand({ Bucket: 'specimens', Key: 'new.jpg', Body: randomBytes(1000) })), { name: 'ServiceUnavailable' }, 'a write is refused: 503');
+  t.ok(Date.now() - started < 5000, `promptly (${Date.now() - started} ms)`);
 });

@@ -103,7 +103,7 @@ export class S3Site extends Site {
 
   constructor(name: string, options: S3SiteOptions) {
     super(name);
-    const opts = { ...S3_SITE_DEFAULTS, ...options };
+    const opts = { ...S3_SITE_DEFAULTS, ...options, prefix: options.prefix ?? '' };
     let url: URL;
     try {
       url = new URL(opts.endpoint);
@@ -213,7 +213,7 @@ export class S3Site extends Site {
     await this.pool.close();
   }
 
-  /** Sends one signed request, retrying idempotent ones; throws SiteRequestError for anything not accepted. */
+  /** Sends one signed request, again after a transient failure (bounded); throws SiteRequestError for anything not accepted. */
   private async request(r: S3Request): Promise<S3Response> {
     const path = `${this.basePath}/${rfc3986(this.opts.bucket)}${r.key !== undefined ? `/${r.key.split('/').map(rfc3986).join('/')}` : ''}`;
     const query = r.query ?? {};
