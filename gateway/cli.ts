@@ -10,6 +10,7 @@ import { tierCommand } from './tier-command.js';
 import { buildAdmin } from './admin.js';
 import { ConfigError, loadConfig, parseDuration, parseListen, type Config } from './config.js';
 import { openCredentials } from './credentials.js';
+import { openSite } from './sites.js';
 import { buildS3 } from './s3/index.js';
 
 const USAGE = `usage: valentine serve [--data DIR] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--config FILE]
@@ -90,7 +91,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   const metrics = createEngineMetrics(registry);
   const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'));
   const sites: Site[] = [];
-  for (const s of config.sites) sites.push(await LocalDirSite.open(s.name, s.path ?? join(config.dataDir, 'sites', s.name)));
+  for (const s of config.sites) sites.push(await openSite(s, config.dataDir));
   const replicas = sites.slice(0, config.replication.replicas);
   const engine = await Engine.open({
     namespace: await Namespace.open(join(config.dataDir, 'namespace')),

@@ -6,10 +6,24 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
 
-export interface SiteConfig {
+export type SiteConfig = LocalSiteConfig | S3SiteConfig;
+
+export interface LocalSiteConfig {
   name: string;
   type: 'local';
   path?: string; // default <dataDir>/sites/<name>
+}
+
+/** A site in a bucket of an S3-compatible store. In the file the secret is `secretKey` or `secretKeyEnv` (an environment variable's name); once loaded it is always `secretKey`. */
+export interface S3SiteConfig {
+  name: string;
+  type: 's3';
+  endpoint: string;
+  bucket: string;
+  prefix: string;
+  region: string;
+  accessKey: string;
+  secretKey: string;
 }
 
 export interface Config {
@@ -45,6 +59,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 const listen = { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$' };
+const siteName = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' };
 
 const schema = {
   type: 'object',
@@ -75,13 +90,31 @@ const schema = {
       minItems: 2,
       items: {
         type: 'object',
-        additionalProperties: false,
         required: ['name', 'type'],
-        properties: {
-          name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' },
-          type: { enum: ['local'] },
-          path: { type: 'string', minLength: 1 },
-        },
+        // The `type` picks the branch, so a problem is reported against the
+        // kind of site it names rather than as "matches no schema".
+        discriminator: { propertyName: 'type' },
+        oneOf: [
+          {
+            additionalProperties: false,
+            properties: { name: siteName, type: { const: 'local' }, path: { type: 'string', minLength: 1 } },
+          },
+          {
+            additionalProperties: false,
+            required: ['endpoint', 'bucket', 'accessKey'],
+            properties: {
+              name: siteName,
+              type: { const: 's3' },
+              endpoint: { type: 'string', pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' },
+              bucket: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' },
+              prefix: { type: 'string', maxLength: 512, pattern: '^([^/\\u0000]+/)*$' },
+              region: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+              accessKey: { type: 'string', minLength: 1, maxLength: 256 },
+              secretKey: { type: 'string', minLength: 1, maxLength: 256 },
+              secretKeyEnv: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+            },
+          },
+        ],
       },
     },
     replication: {
@@ -183,14 +216,15 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
       throw new ConfigError([`${flags.config} is not valid JSON: ${(err as Error).message}`]);
     }
   }
-  const ajv = new Ajv({ allErrors: true });
+  const ajv = new Ajv({ allErrors: true, discriminator: true });
   const validate = ajv.compile(schema);
   const problems: string[] = [];
   if (!validate(file)) {
     for (const e of validate.errors ?? []) {
       const where = e.instancePath || '(top level)';
       const extra = e.keyword === 'additionalProperties' ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'` : '';
-      problems.push(`${where}: ${e.message}${extra}`);
+      const message = e.keyword === 'discriminator' ? "type must be 'local' or 's3'" : e.message;
+      problems.push(`${where}: ${message}${extra}`);
     }
   }
   const f = file as Partial<Config>;
@@ -199,7 +233,7 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     s3: { ...DEFAULTS.s3, ...f.s3, ...(flags.listen && { listen: flags.listen }) },
     admin: { ...DEFAULTS.admin, ...f.admin, ...(flags.adminListen && { listen: flags.adminListen }) },
     credentials: [...(f.credentials ?? [])],
-    sites: f.sites ?? DEFAULTS.sites,
+    sites: (Array.isArray(f.sites) ? f.sites : DEFAULTS.sites).map((s, i) => (s?.type === 's3' ? s3Site(s as S3SiteInput, `/sites/${i}`, env, problems) : s)),
     replication: { ...DEFAULTS.replication, ...f.replication },
     engine: { ...DEFAULTS.engine, ...f.engine },
     tiering: {
@@ -232,6 +266,20 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
   else if (envKey && envSecret) cfg.credentials.unshift({ accessKey: envKey, secretKey: envSecret, role: 'admin' });
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(cfg);
+}
+
+type S3SiteInput = Omit<S3SiteConfig, 'secretKey' | 'prefix' | 'region'> & { secretKey?: string; secretKeyEnv?: string; prefix?: string; region?: string };
+
+/** Fills an S3 site's defaults and takes its secret from the file or the environment variable it names. */
+function s3Site(s: S3SiteInput, where: string, env: NodeJS.ProcessEnv, problems: string[]): S3SiteConfig {
+  const { secretKeyEnv, ...site } = s;
+  let secretKey = site.secretKey ?? '';
+  if (site.secretKey !== undefined && secretKeyEnv !== undefined) problems.push(`${where}: give secretKey or secretKeyEnv, not both`);
+  else if (secretKeyEnv !== undefined) {
+    secretKey = env[secretKeyEnv] ?? '';
+    if (!secretKey) problems.push(`${where}: environment variable ${secretKeyEnv} (secretKeyEnv) is not set`);
+  } else if (site.secretKey === undefined) problems.push(`${where}: must have secretKey or secretKeyEnv`);
+  return { ...site, prefix: site.prefix ?? '', region: site.region ?? 'us-east-1', secretKey };
 }
 
 function deepFreeze<T>(o: T): T {

@@ -19,6 +19,7 @@ export const ENGINE_ERRORS = {
   SITE_UNAVAILABLE: { errno: 'EIO', s3Code: 'ServiceUnavailable', doc: 'Too few sites accepted the write; nothing was stored.' },
   NO_GOOD_COPY: { errno: 'EIO', s3Code: 'InternalError', doc: 'No copy of the object could be read with matching checksums.' },
   ABORTED: { errno: 'ECANCELED', s3Code: 'InternalError', doc: 'The write was aborted before it committed; nothing was stored.' },
+  SITE_REQUEST_FAILED: { errno: 'EIO', s3Code: 'ServiceUnavailable', doc: 'A remote site refused a request, answered with an error or could not be reached.' },
 } as const;
 
 export type EngineErrorCode = keyof typeof ENGINE_ERRORS;
@@ -34,5 +35,26 @@ export class EngineError extends Error {
     this.code = code;
     this.errno = entry.errno;
     this.s3Code = entry.s3Code;
+  }
+}
+
+/**
+ * A request to a remote site that failed: which site, which operation, and
+ * what the remote said (HTTP status and its S3 error code) or why it could
+ * not be reached.
+ */
+export class SiteRequestError extends EngineError {
+  readonly site: string;
+  readonly operation: string;
+  readonly status: number | undefined;
+  readonly remoteCode: string | undefined;
+  constructor(info: { site: string; operation: string; status?: number; remoteCode?: string; detail: string }, options?: { cause?: unknown }) {
+    const answer = info.status !== undefined ? `HTTP ${info.status}${info.remoteCode ? ` ${info.remoteCode}` : ''}: ` : '';
+    super('SITE_REQUEST_FAILED', `site ${info.site}: ${info.operation} failed: ${answer}${info.detail}`, options);
+    this.name = 'SiteRequestError';
+    this.site = info.site;
+    this.operation = info.operation;
+    this.status = info.status;
+    this.remoteCode = info.remoteCode;
   }
 }

@@ -1,6 +1,6 @@
 // The engine's public surface. Doors import from here only.
 export { Engine, DEFAULT_ENGINE_CONFIG, type TransitionResult, type Accepted, type EngineConfig, type EngineParts, type WriteInput, type ListObjectsInput } from './engine.js';
-export { EngineError, ENGINE_ERRORS, type EngineErrorCode } from './errors.js';
+export { EngineError, SiteRequestError, ENGINE_ERRORS, type EngineErrorCode } from './errors.js';
 export { createEngineMetrics, type EngineMetrics } from './metrics.js';
 export { type Logger, silentLogger } from './log.js';
 export { Namespace, type ListPage } from './namespace/namespace.js';
@@ -8,6 +8,7 @@ export type { BucketRecord, ObjectRecord, PartRecord, UploadRecord, Segment, Tie
 export { Site, type BlobReader, type BlobWriter, type SiteSupports } from './sites/site.js';
 export { LocalDirSite } from './sites/local-dir-site.js';
 export { MemorySite } from './sites/memory-site.js';
+export { S3Site, type S3SiteOptions } from './sites/s3-site.js';
 export { validateBucketName, validateKey, MAX_KEY_BYTES } from './names.js';
 export type { ByteRange } from './read/segment-reader.js';
 export type { Digests } from './write/segment-writer.js';

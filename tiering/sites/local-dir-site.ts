@@ -54,6 +54,7 @@ export class LocalDirSite extends Site {
     const fh = () => (handle ??= open(tmpPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o640));
     return {
       write: async (chunk) => {
+        if (done) throw new Error(`blob ${id} was already committed or aborted`);
         const h = await fh();
         let off = 0;
         while (off < chunk.length) {
@@ -62,6 +63,7 @@ export class LocalDirSite extends Site {
         }
       },
       commit: async () => {
+        if (done) throw new Error(`blob ${id} was already committed or aborted`);
         const h = await fh();
         await h.sync();
         await h.close();
@@ -70,8 +72,9 @@ export class LocalDirSite extends Site {
         await this.syncDir(join(this.blobDir, id.slice(0, 2)));
       },
       abort: async () => {
-        if (done || !handle) return;
+        if (done) return;
         done = true;
+        if (!handle) return;
         await (await handle.catch(() => undefined))?.close().catch(() => undefined);
         await unlink(tmpPath).catch(() => undefined);
       },

@@ -14,16 +14,24 @@ export class MemorySite extends Site {
 
   protected _createWriter(id: string): BlobWriter {
     const parts: Buffer[] = [];
+    let state: 'open' | 'committed' | 'aborted' = 'open';
+    const checkOpen = () => {
+      if (state !== 'open') throw new Error(`blob ${id} was already ${state}`);
+    };
     return {
       write: async (chunk) => {
         this.check();
+        checkOpen();
         parts.push(Buffer.from(chunk));
       },
       commit: async () => {
         this.check();
+        checkOpen();
         this.blobs.set(id, Buffer.concat(parts));
+        state = 'committed';
       },
       abort: async () => {
+        if (state === 'open') state = 'aborted';
         parts.length = 0;
       },
     };

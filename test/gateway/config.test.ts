@@ -1,0 +1,66 @@
+// Site entries in the config file: local and S3 sites, secrets from the file
+// or from a named environment variable, and every problem listed at once.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { ConfigError, loadConfig } from '../../gateway/config.js';
+import { removeDir, tempDir } from '../helpers/gateway.js';
+
+async function configFile(t: { teardown(fn: () => unknown): void }, body: unknown): Promise<string> {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const file = join(dir, 'valentine.json');
+  await writeFile(file, JSON.stringify(body));
+  return file;
+}
+
+t.test('an S3 site loads with defaults filled in and its secret taken from the environment', async (t) => {
+  const config = await configFile(t, {
+    sites: [
+      { name: 'A', type: 'local' },
+      { name: 'B', type: 'local', path: '/srv/b' },
+      { name: 'C', type: 's3', endpoint: 'https://rgw.dc3.example.org', bucket: 'valentine-c', accessKey: 'AK', secretKeyEnv: 'SITE_C_SECRET' },
+      { name: 'D', type: 's3', endpoint: 'http://10.0.0.9:7480/s3', bucket: 'dc4-objects', prefix: 'museum/d/', region: 'eu-west-2', accessKey: 'AK', secretKey: 'from-file' },
+    ],
+  });
+  const cfg = await loadConfig({ config }, { SITE_C_SECRET: 'from-env' });
+  t.same(cfg.sites, [
+    { name: 'A', type: 'local' },
+    { name: 'B', type: 'local', path: '/srv/b' },
+    { name: 'C', type: 's3', endpoint: 'https://rgw.dc3.example.org', bucket: 'valentine-c', prefix: '', region: 'us-east-1', accessKey: 'AK', secretKey: 'from-env' },
+    { name: 'D', type: 's3', endpoint: 'http://10.0.0.9:7480/s3', bucket: 'dc4-objects', prefix: 'museum/d/', region: 'eu-west-2', accessKey: 'AK', secretKey: 'from-file' },
+  ]);
+  t.ok(Object.isFrozen(cfg.sites[2]), 'frozen');
+});
+
+t.test('a bad site list fails with every problem listed', async (t) => {
+  const config = await configFile(t, {
+    sites: [
+      { name: 'A', type: 'local', endpoint: 'http://x' },
+      { name: 'B', type: 's3', endpoint: 'ftp://x', bucket: 'B!', accessKey: 'k', secretKey: 's', secretKeyEnv: 'SITE_B' },
+      { name: 'C', type: 's3', endpoint: 'https://s3.example.org', bucket: 'museum', accessKey: 'k', secretKeyEnv: 'SITE_C_SECRET' },
+      { name: 'D', type: 's3', endpoint: 'https://s3.example.org', accessKey: 'k', prefix: 'no-slash' },
+      { name: 'E', type: 'ftp' },
+    ],
+  });
+  const err = await loadConfig({ config }, {}).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ConfigError);
+  const problems = (err as ConfigError).problems;
+  for (const want of [
+    /^\/sites\/0: must NOT have additional properties 'endpoint'$/,
+    /^\/sites\/1\/endpoint: must match pattern/,
+    /^\/sites\/1\/bucket: must match pattern/,
+    /^\/sites\/1: give secretKey or secretKeyEnv, not both$/,
+    /^\/sites\/2: environment variable SITE_C_SECRET \(secretKeyEnv\) is not set$/,
+    /^\/sites\/3: must have required property 'bucket'$/,
+    /^\/sites\/3\/prefix: must match pattern/,
+    /^\/sites\/3: must have secretKey or secretKeyEnv$/,
+    /^\/sites\/4: type must be 'local' or 's3'$/,
+  ]) {
+    t.ok(problems.some((p) => want.test(p)), `lists ${want}`);
+  }
+  t.equal(problems.length, 9, `nothing else: ${problems.join(' | ')}`);
+});
