@@ -26,26 +26,34 @@ export async function encodeObject(
     return { site, blob: newBlobId(), crcs: Buffer.alloc(stripes * 4) };
   });
   const writers: BlobWriter[] = targets.map((t) => t.site.createWriter(t.blob));
-  const stripe = Buffer.alloc(k * pieceSize);
+  let stripe = Buffer.allocUnsafe(k * pieceSize);
   let filled = 0;
   let stripeNo = 0;
   let received = 0;
+  // One stripe is encoded and written while the next one fills.
+  let inflight: Promise<void> = Promise.resolve();
 
-  const flushStripe = async () => {
-    const piece = stripeNo === stripes - 1 ? lastPieceSize : pieceSize;
-    const data = stripe.subarray(0, k * piece).fill(0, filled); // the last stripe is zero-padded
+  const writeStripe = async (buf: Buffer, fill: number, no: number) => {
+    const piece = no === stripes - 1 ? lastPieceSize : pieceSize;
+    const data = buf.subarray(0, k * piece).fill(0, fill); // the last stripe is zero-padded
     const parity = await codec.encode(data, piece);
     const pieces = [...splitPieces(data, k, piece), ...splitPieces(parity, m, piece)];
     await Promise.all(
       pieces.map((p, i) => {
-        targets[i]!.crcs.writeUInt32BE(crc32(p), stripeNo * 4);
+        targets[i]!.crcs.writeUInt32BE(crc32(p), no * 4);
         return writers[i]!.write(p).catch((err) => {
           throw siteError(targets[i]!.site, 'write', err);
         });
       }),
     );
-    stripeNo++;
+  };
+  const flushStripe = async () => {
+    const [buf, fill, no] = [stripe, filled, stripeNo++];
+    stripe = Buffer.allocUnsafe(k * pieceSize); // the full one belongs to its write now
     filled = 0;
+    await inflight;
+    inflight = writeStripe(buf, fill, no);
+    inflight.catch(() => undefined); // awaited before the next stripe or at the end
   };
 
   try {
@@ -60,6 +68,7 @@ export async function encodeObject(
       }
     }
     if (filled > 0) await flushStripe();
+    await inflight;
     if (received !== size || stripeNo !== stripes) throw new EngineError('NO_GOOD_COPY', `read ${received} of ${size} bytes while coding`);
     await Promise.all(
       writers.map((w, i) =>
@@ -79,14 +88,15 @@ export async function encodeObject(
     await Promise.all(targets.map((t, i) => verifyShard(t.site, layout, i)));
     return layout;
   } catch (err) {
+    await inflight.catch(() => undefined);
     await Promise.all(targets.map((t, i) => writers[i]!.abort().then(() => t.site.delete(t.blob)).catch(() => undefined)));
     throw err;
   }
 }
 
-/** Copies, not views: a site may hold a piece after write() resolves, and the stripe buffer is reused. */
+/** Views into the stripe: each stripe has a buffer of its own, never reused. */
 function splitPieces(buf: Buffer, n: number, pieceSize: number): Buffer[] {
-  return Array.from({ length: n }, (_, i) => Buffer.from(buf.subarray(i * pieceSize, (i + 1) * pieceSize)));
+  return Array.from({ length: n }, (_, i) => buf.subarray(i * pieceSize, (i + 1) * pieceSize));
 }
 
 /** Read a committed shard back and check every piece against its CRC32. */
