@@ -64,3 +64,28 @@ t.test('a bad site list fails with every problem listed', async (t) => {
   }
   t.equal(problems.length, 9, `nothing else: ${problems.join(' | ')}`);
 });
+
+t.test('tiering settings: durations, geometry and watermarks are checked with every problem listed', async (t) => {
+  const good = await loadConfig({ config: await configFile(t, { tiering: { geometry: { k: 2, m: 1, sites: ['C', 'A', 'B'] } } }), codeAfter: '2s', stubAfter: '1h' }, {});
+  t.equal(good.tiering.codeAfter, '2s', 'flag overrides the default');
+  t.same(good.tiering.geometry.sites, ['C', 'A', 'B'], 'site order is data');
+  const config = await configFile(t, {
+    tiering: { codeAfter: 'soon', stripeSize: 1000, geometry: { k: 2, m: 2, sites: ['A', 'B', 'Z'] }, hot: { highWatermark: 0.5, lowWatermark: 0.7 } },
+  });
+  const err = await loadConfig({ config, stubAfter: '3 weeks' }, {}).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ConfigError);
+  const problems = (err as ConfigError).problems;
+  for (const want of [
+    /^\/tiering\/codeAfter: must match pattern/,
+    /^\/tiering\/stripeSize: must be >= 4096$/,
+    /^--stub-after: '3 weeks' is not a duration/,
+    /^tiering\.geometry: 2\+2 needs 4 sites, 3 named$/,
+    /^tiering\.geometry\.sites: 'Z' is not a configured site$/,
+    /^tiering\.hot\.lowWatermark cannot exceed highWatermark$/,
+  ]) {
+    t.ok(problems.some((p) => want.test(p)), `listed: ${want}`);
+  }
+});
