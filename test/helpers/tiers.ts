@@ -26,7 +26,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
 }
 
-export async function waitForTier(gw: Gateway, bucket: string, keys: string[], tier: string, timeoutMs = 30_000): Promise<void> {
+export async function waitForTier(gw: Gateway, bucket: string, keys: string[], tier: string, timeoutMs = 90_000): Promise<void> {
   await waitFor(`${keys.length} objects to be ${tier}`, async () => (await Promise.all(keys.map((k) => tierOf(gw, bucket, k)))).every((s) => s === tier), timeoutMs);
 }
 
