@@ -169,7 +169,7 @@ export class CollectionSchema {
     if (!this.check(data)) for (const e of this.check.errors ?? []) out.push(ajvFieldError(e, root));
     const d = data as RecordData;
     for (const f of ['institutionCode', 'collectionCode', 'catalogNumber', ...Object.keys(INDEXES)]) {
-      if (typeof d[f] === 'string' && CONTROL.test(d[f])) out.push({ pointer: `${root}/${f}`, detail: 'must not contain control characters' });
+      if (typeof d[f] === 'string' && CONTROL.test(d[f]) && !out.some((e) => e.pointer === `${root}/${f}`)) out.push({ pointer: `${root}/${f}`, detail: 'must not contain control characters' });
     }
     return out;
   }
