@@ -317,22 +317,24 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       })();
       const bytesOf = (c: Buffer | string) => (typeof c === 'string' ? Buffer.byteLength(c) : c.length);
       const produced = format === 'ndjson' ? ndjson(counted) : format === 'csv' ? csv(counted, store.schema) : dwca(counted, store.schema, d.mediaUrl);
+      // The download event is final before the response ends (or when the client goes away).
       const body = Readable.from(
         (async function* () {
-          for await (const c of produced) {
-            ev.bytes += bytesOf(c);
-            yield c;
+          try {
+            for await (const c of produced) {
+              ev.bytes += bytesOf(c);
+              yield c;
+            }
+            ev.complete = true;
+          } finally {
+            d.metrics.exportRecords.inc({ format }, ev.records);
+            d.metrics.exportBytes.inc({ format }, ev.bytes);
+            d.metrics.exportSeconds.observe({ format }, (performance.now() - t0) / 1000);
+            d.metrics.downloadEvents.inc({ format, complete: String(ev.complete) });
+            await store.finishDownload(ev);
           }
-          ev.complete = true;
         })(),
       );
-      body.once('close', () => {
-        d.metrics.exportRecords.inc({ format }, ev.records);
-        d.metrics.exportBytes.inc({ format }, ev.bytes);
-        d.metrics.exportSeconds.observe({ format }, (performance.now() - t0) / 1000);
-        d.metrics.downloadEvents.inc({ format, complete: String(ev.complete) });
-        void store.finishDownload(ev).catch(() => {});
-      });
       const name = `recode-export-${ev.id}.${format === 'dwca' ? 'zip' : format}`;
       return reply.header('recode-download-id', ev.id).header('content-disposition', `attachment; filename="${name}"`).type(CONTENT_TYPES[format]).send(body);
     },

@@ -52,7 +52,7 @@ export async function call(gw: Pick<Gateway, 'adminUrl'>, method: string, path: 
   const res = await fetch(`${gw.adminUrl}/recode/v1${path}`, { method, headers, ...(body !== undefined && { body, duplex: 'half' }) } as RequestInit);
   const text = await res.text();
   let parsed: unknown = undefined;
-  if (/json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
+  if (/^application\/(problem\+)?json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
   return { status: res.status, headers: res.headers, text, body: parsed };
 }
 
