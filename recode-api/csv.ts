@@ -12,7 +12,7 @@ export function csvRow(fields: readonly string[]): string {
 export class CsvRowTooLong extends Error {}
 
 /** Rows of a CSV byte stream, each with the line number it starts on. */
-export async function* parseCsv(source: AsyncIterable<Buffer | string>, maxRowChars = 1 << 20): AsyncGenerator<{ line: number; fields: string[] }> {
+export async function* parseCsv(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxRowChars = 1 << 20): AsyncGenerator<{ line: number; fields: string[] }> {
   const decoder = new TextDecoder('utf-8');
   let fields: string[] = [];
   let field = '';
