@@ -17,10 +17,9 @@ export type RecordId = readonly [institutionCode: string, collectionCode: string
 
 const SEP = 0;
 
+/** Family letter and parts joined by NUL (one string, one encode: this runs ~14 times per imported record). */
 function build(family: string, ...parts: string[]): Buffer {
-  const bufs: Buffer[] = [Buffer.from(family, 'latin1')];
-  for (const p of parts) bufs.push(Buffer.of(SEP), Buffer.from(p, 'utf8'));
-  return Buffer.concat(bufs);
+  return Buffer.from(parts.length === 0 ? family : `${family}\0${parts.join('\0')}`, 'utf8');
 }
 
 /** The exclusive end of every key that starts with `prefix` + NUL. */

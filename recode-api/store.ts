@@ -116,7 +116,8 @@ export class RecodeStore {
   }
 
   static async open(path: string): Promise<RecodeStore> {
-    const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json' });
+    // A large write buffer: bulk imports write ~14 entries per record, and fewer, larger flushes keep compaction behind them.
+    const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json', writeBufferSize: 32 << 20 });
     await db.open();
     const saved = (await db.get(keys.schema())) as Record<string, unknown> | undefined;
     const store = new RecodeStore(db, CollectionSchema.compile(saved ?? structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>));
@@ -373,7 +374,13 @@ export class RecodeStore {
   }
 
   private async commit(ops: BatchOp[]): Promise<void> {
-    await this.db.batch(ops, { sync: true });
+    // A chained batch: the same atomic write, with less per-operation work than an array batch.
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: true });
     for (const [k, n] of this.pendingCounts) this.counts.set(k, n);
     this.pendingCounts.clear();
   }
