@@ -127,10 +127,27 @@ export async function importRecords(
   const t0 = performance.now();
   const sum: ImportSummary = { lines: 0, created: 0, updated: 0, unchanged: 0, failed: 0, errors: [], durationMs: 0 };
   let batch: RecordInput[] = [];
+  // One batch commits (and fsyncs) while the next is parsed and validated; batches still commit in order.
+  let inflight: Promise<void> = Promise.resolve();
+  let failure: { err: unknown } | undefined;
+  const settled = async () => {
+    await inflight;
+    if (failure) throw failure.err;
+  };
   const flush = async () => {
     if (batch.length === 0) return;
-    for (const o of await store.upsertMany(batch, by)) sum[o]++;
+    const b = batch;
     batch = [];
+    await settled();
+    // The handler is attached at once: a failed commit is never an unhandled rejection while lines are still arriving.
+    inflight = store.upsertMany(b, by).then(
+      (outcomes) => {
+        for (const o of outcomes) sum[o]++;
+      },
+      (err: unknown) => {
+        failure = { err };
+      },
+    );
   };
   for await (const item of items) {
     sum.lines++;
@@ -144,6 +161,7 @@ export async function importRecords(
     if (batch.length >= batchSize) await flush();
   }
   await flush();
+  await settled();
   sum.durationMs = Math.round(performance.now() - t0);
   return sum;
 }

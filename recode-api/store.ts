@@ -388,10 +388,17 @@ export class RecodeStore {
   /** The record put plus every index, link and count change between `before` and `rec`. */
   private recordOps(id: RecordId, before: StoredRecord | undefined, rec: StoredRecord): BatchOp[] {
     const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: rec }];
-    const old = entries(id, before);
     const now = entries(id, rec);
-    for (const [hex, e] of old) if (!now.has(hex)) ops.push({ type: 'del', key: e.key });
-    for (const [hex, e] of now) if (!old.has(hex)) ops.push({ type: 'put', key: e.key, value: e.value });
+    if (!before || before.deleted) {
+      for (const e of now) ops.push({ type: 'put', key: e.key, value: e.value });
+    } else {
+      const old = entries(id, before);
+      const hex = (es: Entry[]) => new Map(es.map((e) => [e.key.toString('hex'), e]));
+      const oldByHex = hex(old);
+      const nowByHex = hex(now);
+      for (const [h, e] of oldByHex) if (!nowByHex.has(h)) ops.push({ type: 'del', key: e.key });
+      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push({ type: 'put', key: e.key, value: e.value });
+    }
     const delta = (rec.deleted ? 0 : 1) - (before && !before.deleted ? 1 : 0);
     if (delta !== 0) {
       const ck = `${id[0]}\0${id[1]}`;
@@ -416,20 +423,17 @@ export class RecodeStore {
   }
 }
 
-/** Index and link entries a record holds (none once deleted), keyed by hex for diffing. */
-function entries(id: RecordId, rec: StoredRecord | undefined): Map<string, { key: Buffer; value: Value }> {
-  const out = new Map<string, { key: Buffer; value: Value }>();
-  if (!rec || rec.deleted) return out;
+type Entry = { key: Buffer; value: Value };
+
+/** Index and link entries a record holds (none once deleted). */
+function entries(id: RecordId, rec: StoredRecord): Entry[] {
+  const out: Entry[] = [];
+  if (rec.deleted) return out;
   for (const [field, kind] of Object.entries(INDEXES)) {
     const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
-    if (v === undefined) continue;
-    const key = keys.index(field, v, id);
-    out.set(key.toString('hex'), { key, value: '' });
+    if (v !== undefined) out.push({ key: keys.index(field, v, id), value: '' });
   }
-  for (const m of rec.media) {
-    const key = keys.link(m.bucket, m.key, id);
-    out.set(key.toString('hex'), { key, value: { bucket: m.bucket, key: m.key, role: m.role, record: idString(id) } });
-  }
+  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: { bucket: m.bucket, key: m.key, role: m.role, record: idString(id) } });
   return out;
 }
 
