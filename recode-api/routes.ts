@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../tiering/index.js';
-import { requireRole } from '../gateway/admin-auth.js';
+import { authenticateAdmin, requireRole } from '../gateway/admin-auth.js';
 import type { CredentialLookup, Role } from '../gateway/s3/index.js';
 import { csvItems, importRecords, ndjsonItems } from './bulk.js';
 import { RecodeError } from './errors.js';
@@ -68,11 +68,9 @@ const RECORD_VIEW = {
 const PAGING = { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'string', maxLength: 4096 } } as const;
 const RECORD_BODY_LIMIT = 256 * 1024;
 
-/** The credential a request authenticated with (requireRole already checked it). */
-function who(req: FastifyRequest): string {
-  const m = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
-  const text = Buffer.from(m?.[1] ?? '', 'base64').toString('utf8');
-  return text.slice(0, Math.max(0, text.indexOf(':')));
+/** The access key a request authenticated with (its onRequest hook already checked the role). */
+function who(req: FastifyRequest, credentials: CredentialLookup): string {
+  return authenticateAdmin(req.headers.authorization, credentials, 'readonly').accessKey;
 }
 
 function recordId(p: unknown): RecordId {
@@ -132,7 +130,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
     { ...auth('readwrite'), config: { role: 'readwrite', summary: 'Create a record' }, bodyLimit: RECORD_BODY_LIMIT, schema: { body: RECORD_BODY, response: { 201: RECORD_VIEW } } },
     async (req, reply) => {
       const input = await checkedInput(req.body as RecordInput);
-      const rec = await store.create(input, who(req));
+      const rec = await store.create(input, who(req, d.credentials));
       return sendRecord(reply, idOf(input.data), rec, 201);
     },
   );
@@ -190,7 +188,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       const id = recordId(req.params);
       const version = ifMatch(req);
       const input = await checkedInput(req.body as RecordInput);
-      return sendRecord(reply, id, await store.update(id, input, version, who(req)));
+      return sendRecord(reply, id, await store.update(id, input, version, who(req, d.credentials)));
     },
   );
 
@@ -203,7 +201,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
     },
     async (req, reply) => {
       const id = recordId(req.params);
-      const rec = await store.remove(id, (req.query as { reason: string }).reason, ifMatch(req), who(req));
+      const rec = await store.remove(id, (req.query as { reason: string }).reason, ifMatch(req), who(req, d.credentials));
       return reply.header('etag', etagOf(rec)).send(recordView(id, rec));
     },
   );
@@ -249,7 +247,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       },
     },
     async (req, reply) => {
-      const ev = await store.applyEvent(req.body as Parameters<RecodeStore['applyEvent']>[0], who(req));
+      const ev = await store.applyEvent(req.body as Parameters<RecodeStore['applyEvent']>[0], who(req, d.credentials));
       return reply.code(201).send({ ...ev, at: new Date(ev.at).toISOString() });
     },
   );
@@ -278,7 +276,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       })();
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
       const items = type === 'text/csv' ? csvItems(source, store.schema) : ndjsonItems(source);
-      const sum = await importRecords(store, engine, items, who(req));
+      const sum = await importRecords(store, engine, items, who(req, d.credentials));
       d.metrics.importBytes.inc(bytes);
       d.metrics.importSeconds.observe((performance.now() - t0) / 1000);
       for (const o of ['created', 'updated', 'unchanged', 'failed'] as const) d.metrics.importRecords.inc({ outcome: o }, sum[o]);
@@ -300,20 +298,26 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       const format = q.format as ExportFormat;
       const query = parseSearch(q);
       const { format: _f, ...shown } = q;
-      const ev = await store.startDownload({ by: who(req), format, query: shown });
+      const ev = await store.startDownload({ by: who(req, d.credentials), format, query: shown });
       const t0 = performance.now();
+      // Download counts are written a thousand records at a time, one write in flight while the export streams on.
       let pending: RecordId[] = [];
+      let counting: Promise<void> = Promise.resolve();
+      const countPending = async () => {
+        await counting;
+        const ids = pending;
+        pending = [];
+        counting = store.countDownloads(ids);
+      };
       const counted = (async function* () {
         for await (const m of allMatches(store, query)) {
           ev.records++;
           pending.push(m.id);
-          if (pending.length >= 1000) {
-            await store.countDownloads(pending);
-            pending = [];
-          }
+          if (pending.length >= 1000) await countPending();
           yield m;
         }
-        if (pending.length > 0) await store.countDownloads(pending);
+        if (pending.length > 0) await countPending();
+        await counting;
       })();
       const bytesOf = (c: Buffer | string) => (typeof c === 'string' ? Buffer.byteLength(c) : c.length);
       const produced = format === 'ndjson' ? ndjson(counted) : format === 'csv' ? csv(counted, store.schema) : dwca(counted, store.schema, d.mediaUrl);

@@ -127,33 +127,38 @@ export interface Visit {
 }
 
 /** Walk a plan from after `from`, yielding every visited entry in order (matches carry their record). */
-export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer): AsyncGenerator<Visit> {
+export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   if (p.walk === 'records') {
-    for await (const chunk of store.recordChunks(range)) {
-      for (const [key, rec] of chunk) yield { key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) };
+    for await (const got of store.recordChunks(range, chunk)) {
+      for (const [key, rec] of got) yield { key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) };
     }
     return;
   }
-  for await (const chunk of store.keyChunks(range)) {
-    const ids = chunk.map(keys.indexRecordOf);
+  for await (const got of store.keyChunks(range, chunk)) {
+    const ids = got.map(keys.indexRecordOf);
     const recs = await store.getMany(ids);
-    for (let i = 0; i < chunk.length; i++) {
+    for (let i = 0; i < got.length; i++) {
       const rec = recs[i];
-      yield { key: chunk[i]!, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
+      yield { key: got[i]!, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
     }
   }
 }
 
 /** Every match of `q`, in order, without holding more than a chunk. */
 export async function* allMatches(store: RecodeStore, q: SearchQuery): AsyncGenerator<{ id: RecordId; rec: StoredRecord }> {
-  for await (const v of walk(store, q, plan(q))) if (v.rec) yield { id: v.id, rec: v.rec };
+  for await (const v of walk(store, q, plan(q), undefined, 1000)) if (v.rec) yield { id: v.id, rec: v.rec };
 }
 
 /** How many records match (keys only when the plan's range is the whole answer). */
 export async function count(store: RecodeStore, q: SearchQuery): Promise<number> {
   const p = plan(q);
   let n = 0;
+  if (p.walk === 'records' && q.filters.length === 0) {
+    // Every live record of the scope: the collection counts, kept in the records' own batches.
+    for (const c of store.collections()) if ((q.institutionCode ?? c.institutionCode) === c.institutionCode && (q.collectionCode ?? c.collectionCode) === c.collectionCode) n += c.records;
+    return n;
+  }
   if (p.covered) {
     for await (const chunk of store.keyChunks(p.range, 1024)) n += chunk.length;
     return n;
@@ -188,7 +193,7 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
   let scanned = 0;
   let last: Buffer | undefined;
   let more = false;
-  for await (const v of walk(store, q, p, from)) {
+  for await (const v of walk(store, q, p, from, Math.min(limit + 1, 256))) {
     if (items.length === limit || scanned === budget) {
       more = true;
       break;

@@ -288,7 +288,7 @@ export class RecodeStore {
     return (await this.db.values({ ...range, limit }).all()) as AuditEntry[];
   }
 
-  /** Records in key order within `range`, in chunks. */
+  /** Records in key order within `range`, in chunks (deleted ones included: callers filter). */
   async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, StoredRecord][]> {
     const it = this.db.iterator(range);
     try {
