@@ -18,7 +18,8 @@ export interface AdminDeps {
 }
 
 export function buildAdmin({ engine, registry, writeQuorum, recode }: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // Path parameters carry RECODE catalogue numbers (percent-encoded, up to 128 characters).
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 2048 } });
   if (recode) void app.register(recode, { prefix: '/recode/v1' });
   app.get('/metrics', async (_req, reply) => {
     await engine.checkHealth();

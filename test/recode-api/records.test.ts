@@ -85,6 +85,12 @@ t.test('create, read, update with If-Match, conflict, soft delete', async (t) =>
   t.same(audit.body.items[1].changes['data.eventDate'], { before: '1901-06-02' });
   t.equal(audit.body.items[2].changes.deleted.after.reason, 'duplicate of E-7');
 
+  const long = `Ü-${'9'.repeat(126)}`;
+  t.equal((await call(gw, 'POST', '/records', { json: rec(long) })).status, 201, 'a 128-character unicode catalogue number');
+  t.equal((await call(gw, 'GET', `/records/NHM/ENT/${encodeURIComponent(long)}`)).body.data.catalogNumber, long, 'reads back by its path');
+  t.equal((await call(gw, 'POST', '/records', { json: rec('a/b c?d#e') })).status, 201);
+  t.equal((await call(gw, 'GET', `/records/NHM/ENT/${encodeURIComponent('a/b c?d#e')}`)).body.id, 'NHM/ENT/a/b c?d#e', 'slashes and URL characters in catalogue numbers');
+
   const again = await call(gw, 'POST', '/records', { json: rec('E-1') });
   t.equal(again.status, 201, 'a deleted catalogue number can be registered again');
   t.equal(again.body.version, 4, 'continuing its version');
