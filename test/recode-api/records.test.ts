@@ -96,6 +96,19 @@ t.test('create, read, update with If-Match, conflict, soft delete', async (t) =>
   t.equal(again.body.version, 4, 'continuing its version');
 });
 
+t.test('racing writers: one create and one update win, the rest are told why', async (t) => {
+  const creates = await Promise.all(Array.from({ length: 10 }, (_, i) => call(gw, 'POST', '/records', { json: rec('RACE-1', { recordedBy: `writer ${i}` }) })));
+  t.same(creates.map((r) => r.status).sort(), [201, ...Array(9).fill(409)], 'one create, nine duplicates');
+  const winner = creates.find((r) => r.status === 201)!.body.data.recordedBy;
+  t.equal((await call(gw, 'GET', '/records/NHM/ENT/RACE-1')).body.data.recordedBy, winner, 'the stored record is the one acknowledged');
+  const updates = await Promise.all(Array.from({ length: 10 }, (_, i) => call(gw, 'PUT', '/records/NHM/ENT/RACE-1', { json: rec('RACE-1', { recordedBy: `editor ${i}` }), headers: { 'if-match': '"1"' } })));
+  t.same(updates.map((r) => r.status).sort(), [200, ...Array(9).fill(412)], 'one update, nine conflicts');
+  const g = await call(gw, 'GET', '/records/NHM/ENT/RACE-1');
+  t.equal(g.body.data.recordedBy, updates.find((r) => r.status === 200)!.body.data.recordedBy);
+  t.equal(g.body.version, 2);
+  t.equal((await call(gw, 'GET', '/records/NHM/ENT/RACE-1/audit')).body.items.length, 2, 'two changes, two audit entries');
+});
+
 t.test('every class of bad input: a problem document, nothing stored', async (t) => {
   const before = await count();
   const cases: [string, Parameters<typeof call>[3], number, string, string[]][] = [
