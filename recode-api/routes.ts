@@ -14,7 +14,7 @@ import type { RecordId } from './keys.js';
 import { brokenLinks, checkLinks, resolveLinks } from './media.js';
 import type { RecodeMetrics } from './metrics.js';
 import { openApiDocument, type RouteDoc } from './openapi.js';
-import { allMatches, count, page, parseSearch, searchParameters } from './search.js';
+import { count, matchChunks, page, parseSearch, searchParameters } from './search.js';
 import { idOf, idString, type MediaLink, type RecodeStore, type RecordInput, type StoredRecord } from './store.js';
 import { EVENT_TYPES } from './workflow.js';
 
@@ -310,11 +310,11 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
         counting = store.countDownloads(ids);
       };
       const counted = (async function* () {
-        for await (const m of allMatches(store, query)) {
-          ev.records++;
-          pending.push(m.id);
+        for await (const chunk of matchChunks(store, query)) {
+          ev.records += chunk.length;
+          for (const m of chunk) pending.push(m.id);
           if (pending.length >= 1000) await countPending();
-          yield m;
+          yield chunk;
         }
         if (pending.length > 0) await countPending();
         await counting;

@@ -126,28 +126,40 @@ export interface Visit {
   rec?: StoredRecord;
 }
 
-/** Walk a plan from after `from`, yielding every visited entry in order (matches carry their record). */
-export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit> {
+/** Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record). */
+export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) {
-      for (const [key, rec] of got) yield { key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) };
-    }
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, rec]) => ({ key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) }));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
     const ids = got.map(keys.indexRecordOf);
     const recs = await store.getMany(ids);
-    for (let i = 0; i < got.length; i++) {
+    yield got.map((key, i) => {
       const rec = recs[i];
-      yield { key: got[i]!, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
-    }
+      return { key, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
+    });
   }
 }
 
-/** Every match of `q`, in order, without holding more than a chunk. */
-export async function* allMatches(store: RecodeStore, q: SearchQuery): AsyncGenerator<{ id: RecordId; rec: StoredRecord }> {
-  for await (const v of walk(store, q, plan(q), undefined, 1000)) if (v.rec) yield { id: v.id, rec: v.rec };
+/** The same walk, one entry at a time. */
+export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit> {
+  for await (const visits of walkChunks(store, q, p, from, chunk)) yield* visits;
+}
+
+export interface Match {
+  id: RecordId;
+  rec: StoredRecord;
+}
+
+/** Every match of `q`, in order, a chunk at a time (exports: no per-record async step, never more than a chunk held). */
+export async function* matchChunks(store: RecodeStore, q: SearchQuery): AsyncGenerator<Match[]> {
+  for await (const visits of walkChunks(store, q, plan(q), undefined, 1000)) {
+    const hits: Match[] = [];
+    for (const v of visits) if (v.rec) hits.push({ id: v.id, rec: v.rec });
+    if (hits.length > 0) yield hits;
+  }
 }
 
 /** How many records match (keys only when the plan's range is the whole answer). */
@@ -163,7 +175,7 @@ export async function count(store: RecodeStore, q: SearchQuery): Promise<number>
     for await (const chunk of store.keyChunks(p.range, 1024)) n += chunk.length;
     return n;
   }
-  for await (const v of walk(store, q, p)) if (v.rec) n++;
+  for await (const visits of walkChunks(store, q, p, undefined, 1000)) for (const v of visits) if (v.rec) n++;
   return n;
 }
 

@@ -18,7 +18,8 @@ export type ExportFormat = 'ndjson' | 'csv' | 'dwca';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['ndjson', 'csv', 'dwca'];
 export const CONTENT_TYPES: Record<ExportFormat, string> = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', dwca: 'application/zip' };
 
-type Rows = AsyncIterable<{ id: RecordId; rec: StoredRecord }>;
+/** Records in export order, a chunk at a time. */
+type Rows = AsyncIterable<{ id: RecordId; rec: StoredRecord }[]>;
 const CHUNK = 64 * 1024;
 
 /** The API's view of a stored record (without resolved links). */
@@ -38,10 +39,11 @@ export function recordView(id: RecordId, rec: StoredRecord) {
   };
 }
 
-async function* gathered(lines: AsyncIterable<string>): AsyncGenerator<string> {
-  let buf = '';
-  for await (const l of lines) {
-    buf += l;
+/** Text for each chunk of records, gathered into ~64 KiB pieces. */
+async function* gathered(rows: Rows, line: (id: RecordId, rec: StoredRecord) => string, header = ''): AsyncGenerator<string> {
+  let buf = header;
+  for await (const chunk of rows) {
+    for (const { id, rec } of chunk) buf += line(id, rec);
     if (buf.length >= CHUNK) {
       yield buf;
       buf = '';
@@ -51,23 +53,14 @@ async function* gathered(lines: AsyncIterable<string>): AsyncGenerator<string> {
 }
 
 export function ndjson(rows: Rows): AsyncGenerator<string> {
-  return gathered(
-    (async function* () {
-      for await (const { id, rec } of rows) yield `${JSON.stringify(recordView(id, rec))}\n`;
-    })(),
-  );
+  return gathered(rows, (id, rec) => `${JSON.stringify(recordView(id, rec))}\n`);
 }
 
 const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<string> {
   const fields = schema.fields;
-  return gathered(
-    (async function* () {
-      yield csvRow([...fields, MEDIA_COLUMN]);
-      for await (const { rec } of rows) yield csvRow([...fields.map((f) => cell(rec.data[f])), rec.media.length > 0 ? JSON.stringify(rec.media) : '']);
-    })(),
-  );
+  return gathered(rows, (_id, rec) => csvRow([...fields.map((f) => cell(rec.data[f])), rec.media.length > 0 ? JSON.stringify(rec.media) : '']), csvRow([...fields, MEDIA_COLUMN]));
 }
 
 // Darwin Core Archive -------------------------------------------------------
@@ -114,25 +107,27 @@ export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: 
   const fh = await open(tmp, 'w+', 0o600);
   try {
     let pending = `coreid\t${MULTIMEDIA_TERMS.map((t) => t.slice(t.lastIndexOf('/') + 1)).join('\t')}\n`;
-    async function* occurrences(): AsyncGenerator<string> {
-      yield `id\t${fields.join('\t')}\n`;
-      for await (const { id, rec } of rows) {
-        const core = idString(id);
-        yield `${tsv(core)}\t${fields.map((f) => tsv(rec.data[f])).join('\t')}\n`;
-        for (const m of rec.media) pending += `${tsv(core)}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
+    // Occurrence rows go into the zip; each chunk's multimedia rows go to the temporary file on the way.
+    async function* withMedia(): AsyncGenerator<{ id: RecordId; rec: StoredRecord }[]> {
+      for await (const chunk of rows) {
+        for (const { id, rec } of chunk) {
+          for (const m of rec.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
+        }
         if (pending.length >= CHUNK) {
           await fh.write(pending);
           pending = '';
         }
+        yield chunk;
       }
       await fh.write(pending);
     }
+    const occurrences = gathered(withMedia(), (id, rec) => `${tsv(idString(id))}\t${fields.map((f) => tsv(rec.data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
     async function* multimedia(): AsyncGenerator<Buffer> {
       yield* fh.createReadStream({ start: 0, autoClose: false }) as AsyncIterable<Buffer>;
     }
     yield* zip([
       { name: 'meta.xml', data: [metaXml(fields)] },
-      { name: 'occurrence.txt', data: gathered(occurrences()) },
+      { name: 'occurrence.txt', data: occurrences },
       { name: 'multimedia.txt', data: multimedia() },
     ]);
   } finally {
