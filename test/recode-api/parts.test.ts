@@ -94,3 +94,21 @@ t.test('zip writer: the real unzip reads back every byte', async (t) => {
   t.equal((await readFile(join(dir, 'out/empty.txt'))).length, 0, 'empty entry');
   t.equal(await readFile(join(dir, 'out/dir/ünïcødé.txt'), 'utf8'), 'ok', 'UTF-8 names');
 });
+
+t.test('zip writer: more than 65,535 entries switch to Zip64 end records, and unzip reads them', async (t) => {
+  const dir = await tempDir('valentine-zip64-');
+  t.teardown(() => removeDir(dir));
+  const n = 65_600;
+  function* entries() {
+    for (let i = 0; i < n; i++) yield { name: `e${i}.txt`, data: [String(i)] };
+  }
+  const parts: Buffer[] = [];
+  for await (const c of zip(entries())) parts.push(c);
+  const bytes = Buffer.concat(parts);
+  t.ok(bytes.includes(Buffer.from([0x50, 0x4b, 0x06, 0x06])), 'a Zip64 end of central directory record');
+  const file = join(dir, 'many.zip');
+  await writeFile(file, bytes);
+  t.match((await run('unzip', ['-t', file], { maxBuffer: 64 << 20 })).stdout, /No errors detected/);
+  t.equal((await run('unzip', ['-Z1', file], { maxBuffer: 64 << 20 })).stdout.trim().split('\n').length, n, 'every entry listed');
+  t.equal((await run('unzip', ['-p', file, `e${n - 1}.txt`])).stdout, String(n - 1), 'the last entry reads back');
+});
