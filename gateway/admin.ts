@@ -1,7 +1,7 @@
 // The admin listener: everything that is not S3 (/metrics, /healthz,
-// /readyz now; admin, FLOWS and RECODE routes later), on its own port so no
+// /readyz, RECODE under /recode/v1; admin and FLOWS routes later), on its own port so no
 // bucket name can ever collide with it.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Engine } from '../tiering/index.js';
 import type { CredentialLookup } from './s3/index.js';
@@ -14,11 +14,15 @@ export interface AdminDeps {
   credentials: CredentialLookup;
   /** Replica sites that must be up for a write to succeed. */
   writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
+  /** The RECODE collections API (recode-api buildRecode), mounted under /recode/v1. */
+  recode?: FastifyPluginAsync;
 }
 
-export function buildAdmin({ engine, registry, credentials, writeQuorum }: AdminDeps): FastifyInstance {
-  const app = Fastify({ logger: false });
+export function buildAdmin({ engine, registry, credentials, writeQuorum, recode }: AdminDeps): FastifyInstance {
+  // Path parameters carry RECODE catalogue numbers (percent-encoded, up to 128 characters).
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 2048 } });
   void app.register(tierRoutes(engine, credentials));
+  if (recode) void app.register(recode, { prefix: '/recode/v1' });
   app.get('/metrics', async (_req, reply) => {
     await engine.checkHealth();
     reply.header('content-type', registry.contentType).send(await registry.metrics());

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { Engine, LocalDirSite, Namespace, TierWorker, createEngineMetrics, type Site } from '../tiering/index.js';
+import { buildRecode } from '../recode-api/index.js';
 import { tierCommand } from './tier-command.js';
 import { buildAdmin } from './admin.js';
 import { ConfigError, loadConfig, parseDuration, parseListen, type Config } from './config.js';
@@ -121,13 +122,16 @@ async function serve(config: Readonly<Config>): Promise<void> {
   const credentials = await openCredentials(config.credentials, config.dataDir);
 
   const s3 = buildS3({ engine, credentials: credentials.lookup, options: { region: config.s3.region, maxXmlBytes: config.s3.maxXmlBytes }, log, registry });
+  let s3Url: string | undefined;
+  const recode = buildRecode({ engine, credentials: credentials.lookup, dataDir: config.dataDir, log, registry, mediaBaseUrl: () => s3Url });
   const admin = buildAdmin({
     engine,
     registry,
     credentials: credentials.lookup,
+    recode,
     writeQuorum: { hot: hot.name, replicas: replicas.map((s) => s.name), minReplicas: config.replication.minReplicas },
   });
-  const s3Url = await s3.listen(parseListen(config.s3.listen));
+  s3Url = await s3.listen(parseListen(config.s3.listen));
   const adminUrl = await admin.listen(parseListen(config.admin.listen));
   if (credentials.local) {
     process.stderr.write(

@@ -1,0 +1,137 @@
+// Export formats, each a stream of bytes over a stream of records: NDJSON
+// (the record as the API shows it, links unresolved), CSV (schema fields +
+// a `media` JSON column: what import reads back), and a Darwin Core Archive
+// (meta.xml, occurrence.txt, and an Audubon Core multimedia extension whose
+// rows point at the stored files). Output is gathered into ~64 KiB chunks.
+import { randomUUID } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MEDIA_COLUMN } from '../bulk.js';
+import { csvRow } from '../csv.js';
+import type { RecordId } from '../keys.js';
+import type { CollectionSchema } from '../schema.js';
+import { idString, type MediaLink, type StoredRecord } from '../store.js';
+import { zip } from './zip.js';
+
+export type ExportFormat = 'ndjson' | 'csv' | 'dwca';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['ndjson', 'csv', 'dwca'];
+export const CONTENT_TYPES: Record<ExportFormat, string> = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', dwca: 'application/zip' };
+
+/** Records in export order, a chunk at a time. */
+type Rows = AsyncIterable<{ id: RecordId; rec: StoredRecord }[]>;
+const CHUNK = 64 * 1024;
+
+/** The API's view of a stored record (without resolved links). */
+export function recordView(id: RecordId, rec: StoredRecord) {
+  return {
+    id: idString(id),
+    version: rec.version,
+    status: rec.status,
+    ...(rec.loan && { loan: rec.loan }),
+    created: new Date(rec.created).toISOString(),
+    createdBy: rec.createdBy,
+    updated: new Date(rec.updated).toISOString(),
+    updatedBy: rec.updatedBy,
+    ...(rec.deleted && { deleted: { ...rec.deleted, at: new Date(rec.deleted.at).toISOString() } }),
+    data: rec.data,
+    media: rec.media,
+  };
+}
+
+/** Text for each chunk of records, gathered into ~64 KiB pieces. */
+async function* gathered(rows: Rows, line: (id: RecordId, rec: StoredRecord) => string, header = ''): AsyncGenerator<string> {
+  let buf = header;
+  for await (const chunk of rows) {
+    for (const { id, rec } of chunk) buf += line(id, rec);
+    if (buf.length >= CHUNK) {
+      yield buf;
+      buf = '';
+    }
+  }
+  if (buf !== '') yield buf;
+}
+
+export function ndjson(rows: Rows): AsyncGenerator<string> {
+  return gathered(rows, (id, rec) => `${JSON.stringify(recordView(id, rec))}\n`);
+}
+
+const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<string> {
+  const fields = schema.fields;
+  return gathered(rows, (_id, rec) => csvRow([...fields.map((f) => cell(rec.data[f])), rec.media.length > 0 ? JSON.stringify(rec.media) : '']), csvRow([...fields, MEDIA_COLUMN]));
+}
+
+// Darwin Core Archive -------------------------------------------------------
+
+const DWC = 'http://rs.tdwg.org/dwc/terms/';
+const MULTIMEDIA_TERMS = [
+  'http://rs.tdwg.org/ac/terms/accessURI',
+  'http://purl.org/dc/terms/identifier',
+  'http://purl.org/dc/terms/type',
+  'http://rs.tdwg.org/ac/terms/subtypeLiteral',
+] as const;
+const DCMI_TYPE: Record<string, string> = { image: 'StillImage', label: 'StillImage', '3d': 'InteractiveResource', video: 'MovingImage', audio: 'Sound' };
+
+const xmlEscape = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** DwC-A text files here are tab-separated without quoting: tabs and line breaks inside values become spaces. */
+const tsv = (v: unknown) => cell(v).replace(/[\t\r\n]+/g, ' ');
+
+export function metaXml(fields: readonly string[]): string {
+  const file = (rowType: string, location: string, idTag: string, terms: readonly string[]) =>
+    `  <${rowType === 'core' ? 'core' : 'extension'} encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1" rowType="${xmlEscape(
+      location === 'occurrence.txt' ? `${DWC}Occurrence` : 'http://rs.tdwg.org/ac/terms/Multimedia',
+    )}">\n` +
+    `    <files><location>${location}</location></files>\n` +
+    `    <${idTag} index="0"/>\n` +
+    terms.map((t, i) => `    <field index="${i + 1}" term="${xmlEscape(t)}"/>\n`).join('') +
+    `  </${rowType === 'core' ? 'core' : 'extension'}>\n`;
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<archive xmlns="http://rs.tdwg.org/dwc/text/">\n' +
+    file('core', 'occurrence.txt', 'id', fields.map((f) => `${DWC}${f}`)) +
+    file('extension', 'multimedia.txt', 'coreid', MULTIMEDIA_TERMS) +
+    '</archive>\n'
+  );
+}
+
+/**
+ * A Darwin Core Archive. Records are read once: occurrence rows stream into
+ * the zip while multimedia rows go to a temporary file that becomes the
+ * second entry, so both files describe exactly the same records.
+ */
+export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: MediaLink) => string): AsyncGenerator<Buffer> {
+  const fields = schema.fields;
+  const tmp = join(tmpdir(), `recode-multimedia-${randomUUID()}.txt`);
+  const fh = await open(tmp, 'w+', 0o600);
+  try {
+    let pending = `coreid\t${MULTIMEDIA_TERMS.map((t) => t.slice(t.lastIndexOf('/') + 1)).join('\t')}\n`;
+    // Occurrence rows go into the zip; each chunk's multimedia rows go to the temporary file on the way.
+    async function* withMedia(): AsyncGenerator<{ id: RecordId; rec: StoredRecord }[]> {
+      for await (const chunk of rows) {
+        for (const { id, rec } of chunk) {
+          for (const m of rec.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
+        }
+        if (pending.length >= CHUNK) {
+          await fh.write(pending);
+          pending = '';
+        }
+        yield chunk;
+      }
+      await fh.write(pending);
+    }
+    const occurrences = gathered(withMedia(), (id, rec) => `${tsv(idString(id))}\t${fields.map((f) => tsv(rec.data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
+    async function* multimedia(): AsyncGenerator<Buffer> {
+      yield* fh.createReadStream({ start: 0, autoClose: false }) as AsyncIterable<Buffer>;
+    }
+    yield* zip([
+      { name: 'meta.xml', data: [metaXml(fields)] },
+      { name: 'occurrence.txt', data: occurrences },
+      { name: 'multimedia.txt', data: multimedia() },
+    ]);
+  } finally {
+    await fh.close();
+    await rm(tmp, { force: true });
+  }
+}

@@ -1,0 +1,219 @@
+// Search: filters on indexed fields combined with AND. A plan picks one
+// ordered key range to walk (the driving index, or the records themselves)
+// that yields results in the requested order; every filter, the driving one
+// included, is then checked on the record by one function (matches), so a
+// plan can only make a search faster, never change its answer.
+import { RecodeError } from './errors.js';
+import { keys, type RecordId } from './keys.js';
+import { INDEXES, indexValue, sortableNumber, type IndexKind } from './schema.js';
+import type { RecodeStore, StoredRecord } from './store.js';
+
+export type Sort = 'catalogNumber' | 'eventDate' | 'index';
+export const SORTS: readonly Sort[] = ['catalogNumber', 'eventDate', 'index'];
+
+export type Filter =
+  | { field: string; kind: IndexKind; op: 'eq' | 'prefix'; value: string }
+  | { field: string; kind: IndexKind; op: 'range'; from?: string; to?: string };
+
+export interface SearchQuery {
+  institutionCode?: string;
+  collectionCode?: string;
+  filters: Filter[];
+  sort: Sort;
+}
+
+/**
+ * The query-string parameters search understands, as JSON Schema properties
+ * (fastify validates with them; the OpenAPI document shows them):
+ * `F` and `F.prefix` for text fields, `F.from` / `F.to` (inclusive) for dates and numbers.
+ */
+export function searchParameters(): Record<string, object> {
+  const out: Record<string, object> = {
+    institutionCode: { type: 'string', description: 'exact' },
+    collectionCode: { type: 'string', description: 'exact' },
+    sort: { type: 'string', enum: SORTS, default: 'catalogNumber', description: 'catalogNumber (institution, collection, number), eventDate, or index (the order of the most selective filter: fastest)' },
+  };
+  for (const [field, kind] of Object.entries(INDEXES)) {
+    if (kind === 'text') {
+      out[field] = { type: 'string', minLength: 1, description: 'exact match' };
+      out[`${field}.prefix`] = { type: 'string', minLength: 1, description: 'prefix match (case-sensitive)' };
+    } else if (kind === 'date') {
+      const date = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+      out[`${field}.from`] = { ...date, description: 'first day covered >= (YYYY-MM-DD)' };
+      out[`${field}.to`] = { ...date, description: 'first day covered <= (YYYY-MM-DD)' };
+    } else {
+      out[`${field}.from`] = { type: 'number', description: 'value >=' };
+      out[`${field}.to`] = { type: 'number', description: 'value <=' };
+    }
+  }
+  return out;
+}
+
+/** A search query from validated query-string parameters. */
+export function parseSearch(q: Record<string, unknown>): SearchQuery {
+  const filters: Filter[] = [];
+  for (const [field, kind] of Object.entries(INDEXES)) {
+    if (kind === 'text') {
+      if (typeof q[field] === 'string') filters.push({ field, kind, op: 'eq', value: q[field] });
+      if (typeof q[`${field}.prefix`] === 'string') filters.push({ field, kind, op: 'prefix', value: q[`${field}.prefix`] as string });
+    } else {
+      const enc = (v: unknown) => (v === undefined ? undefined : kind === 'number' ? sortableNumber(Number(v)) : String(v));
+      const from = enc(q[`${field}.from`]);
+      const to = enc(q[`${field}.to`]);
+      if (from !== undefined || to !== undefined) filters.push({ field, kind, op: 'range', ...(from !== undefined && { from }), ...(to !== undefined && { to }) });
+    }
+  }
+  return {
+    filters,
+    sort: (q.sort as Sort | undefined) ?? 'catalogNumber',
+    ...(typeof q.institutionCode === 'string' && { institutionCode: q.institutionCode }),
+    ...(typeof q.collectionCode === 'string' && { collectionCode: q.collectionCode }),
+  };
+}
+
+/** Whether a record satisfies every condition of `q`. */
+export function matches(rec: StoredRecord, q: SearchQuery): boolean {
+  if (rec.deleted) return false;
+  if (q.institutionCode !== undefined && rec.data.institutionCode !== q.institutionCode) return false;
+  if (q.collectionCode !== undefined && rec.data.collectionCode !== q.collectionCode) return false;
+  for (const f of q.filters) {
+    const v = indexValue(f.kind, f.field === 'status' ? rec.status : rec.data[f.field]);
+    if (v === undefined) return false;
+    if (f.op === 'eq' && v !== f.value) return false;
+    if (f.op === 'prefix' && !v.startsWith(f.value)) return false;
+    if (f.op === 'range' && ((f.from !== undefined && v < f.from) || (f.to !== undefined && v > f.to))) return false;
+  }
+  return true;
+}
+
+interface Plan {
+  /** Names the walk, so a cursor from another plan is refused. */
+  name: string;
+  walk: 'records' | 'index';
+  range: { gt: Buffer; lt: Buffer };
+  /** The range alone answers the query: counting needs no record reads. */
+  covered: boolean;
+}
+
+function indexPlan(f: Filter, q: SearchQuery): Plan {
+  const range = f.op === 'range' ? keys.indexRange(f.field, f.from, f.to) : f.op === 'eq' ? keys.indexExact(f.field, f.value) : keys.indexPrefix(f.field, f.value);
+  const covered = q.filters.length === 1 && q.institutionCode === undefined && q.collectionCode === undefined;
+  return { name: `${f.field}.${f.op}`, walk: 'index', range, covered };
+}
+
+export function plan(q: SearchQuery): Plan {
+  const eq = q.filters.find((f) => f.op === 'eq');
+  if (q.sort === 'eventDate') {
+    const f = q.filters.find((x) => x.field === 'eventDate') ?? { field: 'eventDate', kind: 'date', op: 'range' };
+    const p = indexPlan(f, q);
+    return { ...p, covered: p.covered && q.filters.length === 1 };
+  }
+  if (q.sort === 'index') {
+    const f = eq ?? q.filters.find((x) => x.op === 'prefix') ?? q.filters[0];
+    if (f) return indexPlan(f, q);
+  } else if (eq) {
+    return indexPlan(eq, q); // entries of one value sort by record key: catalogue order
+  }
+  const scope = q.institutionCode === undefined ? [] : q.collectionCode === undefined ? [q.institutionCode] : [q.institutionCode, q.collectionCode];
+  return { name: 'records', walk: 'records', range: keys.records(...scope), covered: false };
+}
+
+export interface Visit {
+  /** The driving key just visited: where a cursor resumes. */
+  key: Buffer;
+  id: RecordId;
+  /** Set when the record matches. */
+  rec?: StoredRecord;
+}
+
+/** Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record). */
+export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit[]> {
+  const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
+  if (p.walk === 'records') {
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, rec]) => ({ key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) }));
+    return;
+  }
+  for await (const got of store.keyChunks(range, chunk)) {
+    const ids = got.map(keys.indexRecordOf);
+    const recs = await store.getMany(ids);
+    yield got.map((key, i) => {
+      const rec = recs[i];
+      return { key, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
+    });
+  }
+}
+
+/** The same walk, one entry at a time. */
+export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit> {
+  for await (const visits of walkChunks(store, q, p, from, chunk)) yield* visits;
+}
+
+export interface Match {
+  id: RecordId;
+  rec: StoredRecord;
+}
+
+/** Every match of `q`, in order, a chunk at a time (exports: no per-record async step, never more than a chunk held). */
+export async function* matchChunks(store: RecodeStore, q: SearchQuery): AsyncGenerator<Match[]> {
+  for await (const visits of walkChunks(store, q, plan(q), undefined, 1000)) {
+    const hits: Match[] = [];
+    for (const v of visits) if (v.rec) hits.push({ id: v.id, rec: v.rec });
+    if (hits.length > 0) yield hits;
+  }
+}
+
+/** How many records match (keys only when the plan's range is the whole answer). */
+export async function count(store: RecodeStore, q: SearchQuery): Promise<number> {
+  const p = plan(q);
+  let n = 0;
+  if (p.walk === 'records' && q.filters.length === 0) {
+    // Every live record of the scope: the collection counts, kept in the records' own batches.
+    for (const c of store.collections()) if ((q.institutionCode ?? c.institutionCode) === c.institutionCode && (q.collectionCode ?? c.collectionCode) === c.collectionCode) n += c.records;
+    return n;
+  }
+  if (p.covered) {
+    for await (const chunk of store.keyChunks(p.range, 1024)) n += chunk.length;
+    return n;
+  }
+  for await (const visits of walkChunks(store, q, p, undefined, 1000)) for (const v of visits) if (v.rec) n++;
+  return n;
+}
+
+export interface Page {
+  items: { id: RecordId; rec: StoredRecord }[];
+  /** Present while more may follow. */
+  next?: string;
+  /** Entries visited: a page stops early at the scan budget, with a cursor. */
+  scanned: number;
+}
+
+/** One page: up to `limit` matches, visiting at most `budget` entries. */
+export async function page(store: RecodeStore, q: SearchQuery, limit: number, cursor: string | undefined, budget = 20_000): Promise<Page> {
+  const p = plan(q);
+  let from: Buffer | undefined;
+  if (cursor !== undefined) {
+    let c: { p?: string; k?: string };
+    try {
+      c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { p?: string; k?: string };
+    } catch {
+      throw new RecodeError('INVALID_CURSOR');
+    }
+    if (c.p !== p.name || typeof c.k !== 'string') throw new RecodeError('INVALID_CURSOR', 'the cursor belongs to a different query');
+    from = Buffer.from(c.k, 'hex');
+  }
+  const items: Page['items'] = [];
+  let scanned = 0;
+  let last: Buffer | undefined;
+  let more = false;
+  for await (const v of walk(store, q, p, from, Math.min(limit + 1, 256))) {
+    if (items.length === limit || scanned === budget) {
+      more = true;
+      break;
+    }
+    scanned++;
+    last = v.key;
+    if (v.rec) items.push({ id: v.id, rec: v.rec });
+  }
+  const next = more && last ? Buffer.from(JSON.stringify({ p: p.name, k: last.toString('hex') })).toString('base64url') : undefined;
+  return { items, scanned, ...(next && { next }) };
+}

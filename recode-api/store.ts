@@ -1,0 +1,455 @@
+// RECODE's store: records, their index entries, media links, audit trail,
+// workflow and download events in one LevelDB. Every change to a record
+// commits its index entries, link entries, audit entry and collection count
+// in the same synced batch, so indexes never drift from records. Changes are
+// serialised by one write lock (uniqueness checks and counts need it); reads
+// never take it.
+import { randomUUID } from 'node:crypto';
+import { Level } from 'level';
+import { RecodeError, type FieldError } from './errors.js';
+import { after, keys, type RecordId } from './keys.js';
+import { CollectionSchema, DARWIN_CORE_SCHEMA, INDEXES, indexValue, type RecordData } from './schema.js';
+import { refusal, WORKFLOW, type EventType, type WorkflowState } from './workflow.js';
+
+export interface MediaLink {
+  bucket: string;
+  key: string;
+  role: string;
+}
+
+export interface StoredRecord {
+  v: 1;
+  version: number;
+  created: number;
+  createdBy: string;
+  updated: number;
+  updatedBy: string;
+  status: WorkflowState;
+  loan?: { event: string; borrower: string; dueDate: string };
+  deleted?: { at: number; by: string; reason: string };
+  data: RecordData;
+  media: MediaLink[];
+}
+
+/** What a client sends: the fields and the links. */
+export interface RecordInput {
+  data: RecordData;
+  media?: MediaLink[];
+}
+
+export interface AuditEntry {
+  v: 1;
+  seq: string;
+  at: number;
+  by: string;
+  action: 'create' | 'update' | 'delete' | 'event';
+  version: number;
+  event?: { id: string; type: EventType };
+  source?: 'import';
+  changes?: Record<string, { before?: unknown; after?: unknown }>;
+}
+
+export interface WorkflowEvent {
+  v: 1;
+  id: string;
+  type: EventType;
+  at: number;
+  by: string;
+  records: string[];
+  borrower?: string;
+  dueDate?: string;
+  note?: string;
+}
+
+export interface DownloadEvent {
+  v: 1;
+  id: string;
+  by: string;
+  format: string;
+  query: Record<string, unknown>;
+  started: number;
+  finished?: number;
+  records: number;
+  bytes: number;
+  complete: boolean;
+}
+
+export interface LinkEntry extends MediaLink {
+  record: string;
+}
+
+type Value = StoredRecord | AuditEntry | WorkflowEvent | DownloadEvent | LinkEntry | Record<string, unknown> | number | string;
+type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
+type Range = { gt: Buffer; lt: Buffer };
+
+export const idOf = (data: RecordData): RecordId => [String(data.institutionCode), String(data.collectionCode), String(data.catalogNumber)];
+/** A record id as one string: institution/collection/catalogue number (the first two hold no '/'). */
+export const idString = (id: RecordId) => id.join('/');
+export function parseId(s: string): RecordId | undefined {
+  const i = s.indexOf('/');
+  const j = i < 0 ? -1 : s.indexOf('/', i + 1);
+  if (i <= 0 || j <= i + 1 || j === s.length - 1) return undefined;
+  return [s.slice(0, i), s.slice(i + 1, j), s.slice(j + 1)];
+}
+
+/** Monotonic, sortable sequence numbers for audit entries (microseconds since epoch, never repeating). */
+let lastSeq = 0;
+function nextSeq(): string {
+  lastSeq = Math.max(lastSeq + 1, Date.now() * 1000);
+  return String(lastSeq).padStart(17, '0');
+}
+
+export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
+
+export class RecodeStore {
+  private lock: Promise<unknown> = Promise.resolve();
+  private countLock: Promise<unknown> = Promise.resolve();
+  /** Live (not deleted) records per collection, "inst\0coll" → n; authoritative under the write lock. */
+  private readonly counts = new Map<string, number>();
+  private current: CollectionSchema;
+
+  private constructor(
+    private readonly db: Level<Buffer, Value>,
+    schema: CollectionSchema,
+  ) {
+    this.current = schema;
+  }
+
+  static async open(path: string): Promise<RecodeStore> {
+    // A large write buffer: bulk imports write ~14 entries per record, and fewer, larger flushes keep compaction behind them.
+    const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json', writeBufferSize: 32 << 20 });
+    await db.open();
+    const saved = (await db.get(keys.schema())) as Record<string, unknown> | undefined;
+    const store = new RecodeStore(db, CollectionSchema.compile(saved ?? structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>));
+    for await (const [k, n] of db.iterator(keys.collectionCounts())) {
+      const [inst, coll] = k.subarray(2).toString('utf8').split('\0');
+      store.counts.set(`${inst}\0${coll}`, n as number);
+    }
+    return store;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  get schema(): CollectionSchema {
+    return this.current;
+  }
+
+  async setSchema(json: Record<string, unknown>): Promise<CollectionSchema> {
+    const compiled = CollectionSchema.compile(json);
+    await this.serial(() => this.db.put(keys.schema(), json, { sync: true }));
+    this.current = compiled;
+    return compiled;
+  }
+
+  /** Live records per collection. */
+  collections(): { institutionCode: string; collectionCode: string; records: number }[] {
+    return [...this.counts].map(([k, records]) => {
+      const [institutionCode = '', collectionCode = ''] = k.split('\0');
+      return { institutionCode, collectionCode, records };
+    });
+  }
+
+  get(id: RecordId): Promise<StoredRecord | undefined> {
+    return this.db.get(keys.record(id)) as Promise<StoredRecord | undefined>;
+  }
+
+  /** Create a record; a soft-deleted one with the same id is replaced (its history stays). */
+  create(input: RecordInput, by: string): Promise<StoredRecord> {
+    const id = idOf(input.data);
+    return this.serial(async () => {
+      const before = await this.get(id);
+      if (before && !before.deleted) throw new RecodeError('DUPLICATE_RECORD', `${idString(id)} already exists`, [{ pointer: '/data/catalogNumber', detail: 'is already used in this institution and collection' }]);
+      const now = Date.now();
+      const rec: StoredRecord = {
+        v: 1,
+        version: (before?.version ?? 0) + 1,
+        created: now,
+        createdBy: by,
+        updated: now,
+        updatedBy: by,
+        status: 'registered',
+        data: input.data,
+        media: input.media ?? [],
+      };
+      await this.commit([...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'create', by)]);
+      return rec;
+    });
+  }
+
+  /** Replace a record's data and links if its version is still `ifVersion`. */
+  update(id: RecordId, input: RecordInput, ifVersion: number, by: string): Promise<StoredRecord> {
+    return this.serial(async () => {
+      const before = await this.live(id, ifVersion);
+      const changed = idOf(input.data).some((p, i) => p !== id[i]);
+      if (changed) throw new RecodeError('INVALID_RECORD', 'institutionCode, collectionCode and catalogNumber identify the record and cannot change', [{ pointer: '/data/catalogNumber', detail: 'must match the record being updated' }]);
+      const rec: StoredRecord = { ...before, version: before.version + 1, updated: Date.now(), updatedBy: by, data: input.data, media: input.media ?? [] };
+      await this.commit([...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'update', by)]);
+      return rec;
+    });
+  }
+
+  /** Soft delete: the record leaves every index and search; it stays readable as deleted, with its audit trail. */
+  remove(id: RecordId, reason: string, ifVersion: number, by: string): Promise<StoredRecord> {
+    return this.serial(async () => {
+      const before = await this.live(id, ifVersion);
+      const now = Date.now();
+      const rec: StoredRecord = { ...before, version: before.version + 1, updated: now, updatedBy: by, deleted: { at: now, by, reason } };
+      await this.commit([...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'delete', by)]);
+      return rec;
+    });
+  }
+
+  /** Apply one workflow event to every listed record, or to none (each refusal listed). */
+  applyEvent(
+    input: { type: EventType; records: string[]; borrower?: string; dueDate?: string; note?: string },
+    by: string,
+  ): Promise<WorkflowEvent> {
+    return this.serial(async () => {
+      const ids = input.records.map(parseId);
+      const problems: FieldError[] = [];
+      const seen = new Set<string>();
+      ids.forEach((id, i) => {
+        if (!id) problems.push({ pointer: `/records/${i}`, detail: 'is not institutionCode/collectionCode/catalogNumber' });
+        else if (seen.has(idString(id))) problems.push({ pointer: `/records/${i}`, detail: 'is listed twice' });
+        else seen.add(idString(id));
+      });
+      if (problems.length > 0) throw new RecodeError('INVALID_REQUEST', 'the event lists records it cannot name', problems);
+      const valid = ids as RecordId[];
+      const recs = (await this.db.getMany(valid.map(keys.record))) as (StoredRecord | undefined)[];
+      recs.forEach((r, i) => {
+        const why = !r || r.deleted ? 'no such record' : refusal(input.type, r.status);
+        if (why) problems.push({ pointer: `/records/${i}`, detail: `${input.records[i]}: ${why}` });
+      });
+      if (problems.length > 0) throw new RecodeError('TRANSITION_REFUSED', `the ${input.type} is refused for ${problems.length} of ${ids.length} record(s); nothing changed`, problems);
+      const now = Date.now();
+      const event: WorkflowEvent = {
+        v: 1,
+        id: randomUUID(),
+        type: input.type,
+        at: now,
+        by,
+        records: input.records,
+        ...(input.borrower !== undefined && { borrower: input.borrower }),
+        ...(input.dueDate !== undefined && { dueDate: input.dueDate }),
+        ...(input.note !== undefined && { note: input.note }),
+      };
+      const ops: BatchOp[] = [{ type: 'put', key: keys.event(event.id), value: event }];
+      recs.forEach((before, i) => {
+        const { loan: _old, ...rest } = before!;
+        const rec: StoredRecord = { ...rest, version: before!.version + 1, updated: now, updatedBy: by, status: WORKFLOW[input.type].to };
+        if (input.type === 'loan') rec.loan = { event: event.id, borrower: input.borrower!, dueDate: input.dueDate! };
+        ops.push(...this.recordOps(valid[i]!, before, rec), this.auditOp(valid[i]!, rec, before, 'event', by, { id: event.id, type: input.type }));
+      });
+      await this.commit(ops);
+      return event;
+    });
+  }
+
+  getEvent(id: string): Promise<WorkflowEvent | undefined> {
+    return this.db.get(keys.event(id)) as Promise<WorkflowEvent | undefined>;
+  }
+
+  /**
+   * Create or update many records in one batch, idempotent on the record id:
+   * a record whose data and links are unchanged is not written again.
+   */
+  upsertMany(inputs: RecordInput[], by: string): Promise<UpsertOutcome[]> {
+    return this.serial(async () => {
+      const ids = inputs.map((r) => idOf(r.data));
+      const stored = (await this.db.getMany(ids.map(keys.record))) as (StoredRecord | undefined)[];
+      const state = new Map<string, StoredRecord | undefined>();
+      const ops: BatchOp[] = [];
+      const now = Date.now();
+      const outcomes = inputs.map((input, i): UpsertOutcome => {
+        const id = ids[i]!;
+        const k = idString(id);
+        const before = state.has(k) ? state.get(k) : stored[i];
+        const media = input.media ?? [];
+        if (before && !before.deleted && same(before.data, input.data) && same(before.media, media)) return 'unchanged';
+        const rec: StoredRecord =
+          before && !before.deleted
+            ? { ...before, version: before.version + 1, updated: now, updatedBy: by, data: input.data, media }
+            : { v: 1, version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
+        const action = before && !before.deleted ? 'update' : 'create';
+        ops.push(...this.recordOps(id, before, rec), this.auditOp(id, rec, before, action, by, undefined, 'import'));
+        state.set(k, rec);
+        return action === 'create' ? 'created' : 'updated';
+      });
+      if (ops.length > 0) await this.commit(ops);
+      return outcomes;
+    });
+  }
+
+  /** Audit entries of a record, oldest first, after `afterSeq`. */
+  async audit(id: RecordId, afterSeq: string | undefined, limit: number): Promise<AuditEntry[]> {
+    const range = after(keys.audits(id), afterSeq === undefined ? undefined : keys.audit(id, afterSeq));
+    return (await this.db.values({ ...range, limit }).all()) as AuditEntry[];
+  }
+
+  /** Records in key order within `range`, in chunks (deleted ones included: callers filter). */
+  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, StoredRecord][]> {
+    const it = this.db.iterator(range);
+    try {
+      for (;;) {
+        const got = await it.nextv(chunk);
+        if (got.length === 0) return;
+        yield got as [Buffer, StoredRecord][];
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /** Index keys in order within `range`, in chunks. */
+  async *keyChunks(range: Range, chunk = 256): AsyncGenerator<Buffer[]> {
+    const it = this.db.keys(range);
+    try {
+      for (;;) {
+        const got = await it.nextv(chunk);
+        if (got.length === 0) return;
+        yield got;
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
+    return this.db.getMany(ids.map(keys.record)) as Promise<(StoredRecord | undefined)[]>;
+  }
+
+  /** Media link entries in (bucket, key) order, from after `afterKey`. */
+  async *links(afterKey?: Buffer): AsyncGenerator<[Buffer, LinkEntry]> {
+    for await (const [k, v] of this.db.iterator(after(keys.links(), afterKey))) yield [k, v as LinkEntry];
+  }
+
+  async startDownload(d: Omit<DownloadEvent, 'v' | 'id' | 'started' | 'records' | 'bytes' | 'complete'>): Promise<DownloadEvent> {
+    const ev: DownloadEvent = { v: 1, id: randomUUID(), started: Date.now(), records: 0, bytes: 0, complete: false, ...d };
+    await this.db.put(keys.download(ev.id), ev, { sync: true });
+    return ev;
+  }
+
+  async finishDownload(ev: DownloadEvent): Promise<void> {
+    await this.db.put(keys.download(ev.id), { ...ev, finished: Date.now() }, { sync: true });
+  }
+
+  getDownload(id: string): Promise<DownloadEvent | undefined> {
+    return this.db.get(keys.download(id)) as Promise<DownloadEvent | undefined>;
+  }
+
+  /** Count one download for each record. Counts are statistics: batched, not synced. */
+  countDownloads(ids: RecordId[]): Promise<void> {
+    const run = this.countLock.then(async () => {
+      const ks = ids.map(keys.downloadCount);
+      const now = (await this.db.getMany(ks)) as (number | undefined)[];
+      await this.db.batch(ks.map((key, i) => ({ type: 'put' as const, key, value: (now[i] ?? 0) + 1 })));
+    });
+    this.countLock = run.catch(() => {});
+    return run;
+  }
+
+  async downloadCount(id: RecordId): Promise<number> {
+    return ((await this.db.get(keys.downloadCount(id))) as number | undefined) ?? 0;
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(() => {
+      this.pendingCounts.clear(); // left over only by a batch that failed
+      return fn();
+    });
+    this.lock = run.catch(() => {});
+    return run;
+  }
+
+  private async live(id: RecordId, ifVersion: number): Promise<StoredRecord> {
+    const rec = await this.get(id);
+    if (!rec) throw new RecodeError('NOT_FOUND', `no record ${idString(id)}`);
+    if (rec.deleted) throw new RecodeError('RECORD_DELETED', `${idString(id)} was deleted: ${rec.deleted.reason}`, [], { deleted: rec.deleted });
+    if (rec.version !== ifVersion) throw new RecodeError('VERSION_CONFLICT', `${idString(id)} is at version ${rec.version}, not ${ifVersion}`, [], { currentVersion: rec.version });
+    return rec;
+  }
+
+  private async commit(ops: BatchOp[]): Promise<void> {
+    // A chained batch: the same atomic write, with less per-operation work than an array batch.
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: true });
+    for (const [k, n] of this.pendingCounts) this.counts.set(k, n);
+    this.pendingCounts.clear();
+  }
+
+  /** The record put plus every index, link and count change between `before` and `rec`. */
+  private recordOps(id: RecordId, before: StoredRecord | undefined, rec: StoredRecord): BatchOp[] {
+    const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: rec }];
+    const now = entries(id, rec);
+    if (!before || before.deleted) {
+      for (const e of now) ops.push({ type: 'put', key: e.key, value: e.value });
+    } else {
+      const old = entries(id, before);
+      const hex = (es: Entry[]) => new Map(es.map((e) => [e.key.toString('hex'), e]));
+      const oldByHex = hex(old);
+      const nowByHex = hex(now);
+      for (const [h, e] of oldByHex) if (!nowByHex.has(h)) ops.push({ type: 'del', key: e.key });
+      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push({ type: 'put', key: e.key, value: e.value });
+    }
+    const delta = (rec.deleted ? 0 : 1) - (before && !before.deleted ? 1 : 0);
+    if (delta !== 0) {
+      const ck = `${id[0]}\0${id[1]}`;
+      const n = (this.pendingCounts.get(ck) ?? this.counts.get(ck) ?? 0) + delta;
+      this.pendingCounts.set(ck, n);
+      ops.push({ type: 'put', key: keys.collectionCount(id[0], id[1]), value: n });
+    }
+    return ops;
+  }
+
+  /** Counts changed by ops not yet committed (several records of one batch in one collection). */
+  private readonly pendingCounts = new Map<string, number>();
+
+  private auditOp(id: RecordId, rec: StoredRecord, before: StoredRecord | undefined, action: AuditEntry['action'], by: string, event?: AuditEntry['event'], source?: 'import'): BatchOp {
+    const seq = nextSeq();
+    const entry: AuditEntry = { v: 1, seq, at: rec.updated, by, action, version: rec.version };
+    if (event) entry.event = event;
+    if (source) entry.source = source;
+    // A creation records no copy of the data: the first update's `before` values hold it.
+    if (action !== 'create' || before) entry.changes = diff(before, rec);
+    return { type: 'put', key: keys.audit(id, seq), value: entry };
+  }
+}
+
+type Entry = { key: Buffer; value: Value };
+
+/** Index and link entries a record holds (none once deleted). */
+function entries(id: RecordId, rec: StoredRecord): Entry[] {
+  const out: Entry[] = [];
+  if (rec.deleted) return out;
+  for (const [field, kind] of Object.entries(INDEXES)) {
+    const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
+    if (v !== undefined) out.push({ key: keys.index(field, v, id), value: '' });
+  }
+  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: { bucket: m.bucket, key: m.key, role: m.role, record: idString(id) } });
+  return out;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** What changed between two versions of a record: data fields by name, and the record's own fields. */
+export function diff(before: StoredRecord | undefined, after: StoredRecord): Record<string, { before?: unknown; after?: unknown }> {
+  const out: Record<string, { before?: unknown; after?: unknown }> = {};
+  const put = (name: string, b: unknown, a: unknown) => {
+    if (!same(b, a)) out[name] = { ...(b !== undefined && { before: b }), ...(a !== undefined && { after: a }) };
+  };
+  const b = before?.data ?? {};
+  for (const f of new Set([...Object.keys(b), ...Object.keys(after.data)])) put(`data.${f}`, b[f], after.data[f]);
+  put('status', before?.status, after.status);
+  put('loan', before?.loan, after.loan);
+  put('media', before?.media, after.media);
+  put('deleted', before?.deleted, after.deleted);
+  return out;
+}
