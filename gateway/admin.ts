@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Engine } from '../tiering/index.js';
 import type { CredentialLookup } from './s3/index.js';
+import { flowsRoutes, type FlowsDeps } from './flows-routes.js';
 import { tierRoutes } from './tier-routes.js';
 
 export interface AdminDeps {
@@ -14,11 +15,13 @@ export interface AdminDeps {
   credentials: CredentialLookup;
   /** Replica sites that must be up for a write to succeed. */
   writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
+  flows: FlowsDeps;
 }
 
-export function buildAdmin({ engine, registry, credentials, writeQuorum }: AdminDeps): FastifyInstance {
+export function buildAdmin({ engine, registry, credentials, writeQuorum, flows }: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false });
   void app.register(tierRoutes(engine, credentials));
+  void app.register(flowsRoutes(flows, credentials));
   app.get('/metrics', async (_req, reply) => {
     await engine.checkHealth();
     reply.header('content-type', registry.contentType).send(await registry.metrics());

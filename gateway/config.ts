@@ -47,6 +47,21 @@ export interface Config {
     /** Pause between policy-worker passes. */
     workerInterval: string;
   };
+  flows: {
+    scrub: {
+      /** Caps on the reconciler, so it never starves client traffic. */
+      objectsPerSecond: number;
+      megabytesPerSecond: number;
+      /** A full pass over the namespace starts this long after the last one ended (durations as written). */
+      every: string;
+    };
+    /** Blobs no record points to are deleted once seen so for this long. */
+    orphanGrace: string;
+    /** Multipart uploads older than this are aborted. */
+    uploadMaxAge: string;
+    /** Temp files of writes older than this are removed. */
+    tempMaxAge: string;
+  };
 }
 
 const DURATION = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
@@ -160,6 +175,24 @@ const schema = {
         },
       },
     },
+    flows: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        scrub: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            objectsPerSecond: { type: 'number', exclusiveMinimum: 0 },
+            megabytesPerSecond: { type: 'number', exclusiveMinimum: 0 },
+            every: { type: 'string', pattern: DURATION },
+          },
+        },
+        orphanGrace: { type: 'string', pattern: DURATION },
+        uploadMaxAge: { type: 'string', pattern: DURATION },
+        tempMaxAge: { type: 'string', pattern: DURATION },
+      },
+    },
   },
 } as const;
 
@@ -181,6 +214,12 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     geometry: { k: 2, m: 1, sites: ['A', 'B', 'C'] },
     hot: { highWatermark: 0.9, lowWatermark: 0.8 },
     workerInterval: '1s',
+  },
+  flows: {
+    scrub: { objectsPerSecond: 200, megabytesPerSecond: 200, every: '7d' },
+    orphanGrace: '1h',
+    uploadMaxAge: '7d',
+    tempMaxAge: '1h',
   },
 };
 
@@ -243,8 +282,17 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
       ...(flags.codeAfter && { codeAfter: flags.codeAfter }),
       ...(flags.stubAfter && { stubAfter: flags.stubAfter }),
     },
+    flows: { ...DEFAULTS.flows, ...f.flows, scrub: { ...DEFAULTS.flows.scrub, ...f.flows?.scrub } },
   };
-  for (const [what, value] of [['--code-after', cfg.tiering.codeAfter], ['--stub-after', cfg.tiering.stubAfter], ['tiering.workerInterval', cfg.tiering.workerInterval]] as const) {
+  for (const [what, value] of [
+    ['--code-after', cfg.tiering.codeAfter],
+    ['--stub-after', cfg.tiering.stubAfter],
+    ['tiering.workerInterval', cfg.tiering.workerInterval],
+    ['flows.scrub.every', cfg.flows.scrub.every],
+    ['flows.orphanGrace', cfg.flows.orphanGrace],
+    ['flows.uploadMaxAge', cfg.flows.uploadMaxAge],
+    ['flows.tempMaxAge', cfg.flows.tempMaxAge],
+  ] as const) {
     if (parseDuration(value) === undefined) problems.push(`${what}: '${value}' is not a duration like 2s, 15m, 30d`);
   }
   const geo = cfg.tiering.geometry;

@@ -15,3 +15,8 @@ export type { Digests } from './write/segment-writer.js';
 export { TierWorker, type WorkerOptions } from './policy/worker.js';
 export type { Geometry } from './erasure/layout.js';
 export type { ShardLayout } from './namespace/records.js';
+export { IssueLog, ISSUE_KINDS, ISSUE_STATES, issueId, type IssueFilter, type IssueInput, type IssuePage } from './flows/issues.js';
+export { Reconciler, DEFAULT_RECONCILE_OPTIONS, type ReconcileOptions, type ReconcileStatus, type Scope } from './flows/reconcile.js';
+export { createFlowsMetrics, type FlowsMetrics } from './flows/metrics.js';
+export type { IssueKind, IssueRecord, IssueState, PassSummary } from './namespace/records.js';
+export type { CopyFailure } from './read/segment-reader.js';

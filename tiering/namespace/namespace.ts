@@ -3,11 +3,11 @@
 // page costs what it returns, never the size of the bucket.
 import { Level } from 'level';
 import { afterPrefix, keys } from './keys.js';
-import type { BucketRecord, ObjectRecord, PartRecord, UploadRecord } from './records.js';
+import type { BucketRecord, IssueRecord, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord } from './records.js';
 
 /** Tier-queue entries carry no value: the key says it all. */
 type QueueMark = Record<string, never>;
-type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | QueueMark;
+type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | QueueMark;
 export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
 
 /** Where an object sits in the tier queues (see keys.ts), if anywhere. */
@@ -80,6 +80,17 @@ export class Namespace {
 
   private get<T extends Value>(key: Buffer): Promise<T | undefined> {
     return this.db.get(key) as Promise<T | undefined>;
+  }
+
+  /** A FLOWS record (issue or state) by its key (see keys.ts). */
+  getFlows<T extends IssueRecord | ScrubStateRecord>(key: Buffer): Promise<T | undefined> {
+    return this.get(key);
+  }
+
+  /** Issues in id order from `after` (exclusive), for as long as the caller keeps reading. */
+  async *issues(after?: string): AsyncGenerator<IssueRecord> {
+    const from = after === undefined ? { gte: keys.issuesStart() } : { gt: keys.issue(after) };
+    for await (const v of this.db.values({ ...from, lt: keys.issuesEnd() })) yield v as IssueRecord;
   }
 
   getBucket(name: string): Promise<BucketRecord | undefined> {
