@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { Engine, IssueLog, LocalDirSite, Namespace, Reconciler, TierWorker, createEngineMetrics, createFlowsMetrics, type Site } from '../tiering/index.js';
+import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, TierWorker, createEngineMetrics, createFlowsMetrics, type Site } from '../tiering/index.js';
 import { flowsCommand } from './flows-command.js';
 import { tierCommand } from './tier-command.js';
 import { buildAdmin } from './admin.js';
@@ -147,6 +147,33 @@ async function serve(config: Readonly<Config>): Promise<void> {
       tempMaxAgeMs: parseDuration(config.flows.tempMaxAge)!,
     },
   });
+  for (const w of config.flows.workstations) {
+    if (!(await namespace.getBucket(w.bucket))) {
+      await engine.createBucket(w.bucket);
+      log.info({ workstation: w.name, bucket: w.bucket }, 'created the bucket a workstation ingests into');
+    }
+  }
+  const ingest = new Ingest({
+    engine,
+    namespace,
+    issues,
+    metrics: flowsMetrics,
+    log,
+    intervalMs: parseDuration(config.flows.ingestInterval)!,
+    concurrency: 8,
+    workstations: config.flows.workstations.map((w) => ({
+      name: w.name,
+      source: w.source,
+      bucket: w.bucket,
+      prefix: w.prefix,
+      include: w.include,
+      artefacts: w.artefacts,
+      clearDown: w.clearDown,
+      protection: w.protection,
+      doneDir: w.doneDir ?? join(w.source, 'done'),
+      settleMs: parseDuration(w.settle)!,
+    })),
+  });
   // A read that skipped a bad copy: record it and have the reconciler repair that object.
   engine.onBadCopy((rec, f) => {
     const missing = f.reason === 'missing';
@@ -163,7 +190,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     registry,
     credentials: credentials.lookup,
     writeQuorum: { hot: hot.name, replicas: replicas.map((s) => s.name), minReplicas: config.replication.minReplicas },
-    flows: { issues, reconciler, workstations: async () => [] },
+    flows: { issues, reconciler, workstations: () => ingest.summaries() },
   });
   const s3Url = await s3.listen(parseListen(config.s3.listen));
   const adminUrl = await admin.listen(parseListen(config.admin.listen));
@@ -175,6 +202,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   }
   worker.start();
   await reconciler.start();
+  await ingest.start();
   log.info({ s3: s3Url, admin: adminUrl, dataDir: config.dataDir, sites: sites.map((s) => s.name) }, 'valentine ready');
 
   let stopping = false;
@@ -182,7 +210,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    await Promise.allSettled([s3.close(), admin.close(), worker.stop(), reconciler.stop()]);
+    await Promise.allSettled([s3.close(), admin.close(), worker.stop(), reconciler.stop(), ingest.stop()]);
     await engine.close();
     process.exit(0);
   };

@@ -61,8 +61,27 @@ export interface Config {
     uploadMaxAge: string;
     /** Temp files of writes older than this are removed. */
     tempMaxAge: string;
+    /** Pause between scans of the workstations' source directories. */
+    ingestInterval: string;
+    workstations: WorkstationEntry[];
   };
 }
+
+/** A workstation as configured (durations as written; defaults filled in). */
+export interface WorkstationEntry {
+  name: string;
+  source: string;
+  bucket: string;
+  prefix: string;
+  include: string[];
+  artefacts: string[];
+  clearDown: 'keep' | 'move' | 'delete';
+  protection: 'replicated' | 'coded';
+  settle: string;
+  doneDir?: string;
+}
+
+export const DEFAULT_ARTEFACT_PATTERNS = ['*.tmp', '*.part', '~$*', '.DS_Store', 'Thumbs.db', '*.crdownload'];
 
 const DURATION = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -191,6 +210,27 @@ const schema = {
         orphanGrace: { type: 'string', pattern: DURATION },
         uploadMaxAge: { type: 'string', pattern: DURATION },
         tempMaxAge: { type: 'string', pattern: DURATION },
+        ingestInterval: { type: 'string', pattern: DURATION },
+        workstations: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'source', 'bucket'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+              source: { type: 'string', minLength: 1 },
+              bucket: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' },
+              prefix: { type: 'string', maxLength: 512 },
+              include: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+              artefacts: { type: 'array', items: { type: 'string', minLength: 1 } },
+              clearDown: { enum: ['keep', 'move', 'delete'] },
+              protection: { enum: ['replicated', 'coded'] },
+              settle: { type: 'string', pattern: DURATION },
+              doneDir: { type: 'string', minLength: 1 },
+            },
+          },
+        },
       },
     },
   },
@@ -220,6 +260,8 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     orphanGrace: '1h',
     uploadMaxAge: '7d',
     tempMaxAge: '1h',
+    ingestInterval: '2s',
+    workstations: [],
   },
 };
 
@@ -282,7 +324,22 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
       ...(flags.codeAfter && { codeAfter: flags.codeAfter }),
       ...(flags.stubAfter && { stubAfter: flags.stubAfter }),
     },
-    flows: { ...DEFAULTS.flows, ...f.flows, scrub: { ...DEFAULTS.flows.scrub, ...f.flows?.scrub } },
+    flows: {
+      ...DEFAULTS.flows,
+      ...f.flows,
+      scrub: { ...DEFAULTS.flows.scrub, ...f.flows?.scrub },
+      workstations: (Array.isArray(f.flows?.workstations) ? (f.flows.workstations as Partial<WorkstationEntry>[]) : []).map((w): WorkstationEntry => ({
+        ...(w as WorkstationEntry),
+        prefix: w.prefix ?? '',
+        include: w.include ?? ['*'],
+        artefacts: w.artefacts ?? [...DEFAULT_ARTEFACT_PATTERNS],
+        clearDown: w.clearDown ?? 'keep',
+        protection: w.protection ?? 'replicated',
+        settle: w.settle ?? '30s',
+        source: typeof w.source === 'string' ? resolve(w.source) : (w.source as unknown as string),
+        ...(typeof w.doneDir === 'string' && { doneDir: resolve(w.doneDir) }),
+      })),
+    },
   };
   for (const [what, value] of [
     ['--code-after', cfg.tiering.codeAfter],
@@ -292,9 +349,16 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     ['flows.orphanGrace', cfg.flows.orphanGrace],
     ['flows.uploadMaxAge', cfg.flows.uploadMaxAge],
     ['flows.tempMaxAge', cfg.flows.tempMaxAge],
+    ['flows.ingestInterval', cfg.flows.ingestInterval],
+    ...cfg.flows.workstations.map((w, i) => [`flows.workstations/${i}/settle`, w.settle] as const),
   ] as const) {
     if (parseDuration(value) === undefined) problems.push(`${what}: '${value}' is not a duration like 2s, 15m, 30d`);
   }
+  const wsNames = cfg.flows.workstations.map((w) => w.name);
+  if (new Set(wsNames).size !== wsNames.length) problems.push('flows.workstations: workstation names must be unique');
+  cfg.flows.workstations.forEach((w, i) => {
+    if (typeof w.source === 'string' && resolve(cfg.dataDir).startsWith(w.source)) problems.push(`flows.workstations/${i}: source ${w.source} holds the data directory`);
+  });
   const geo = cfg.tiering.geometry;
   if (geo.sites.length !== geo.k + geo.m) problems.push(`tiering.geometry: ${geo.k}+${geo.m} needs ${geo.k + geo.m} sites, ${geo.sites.length} named`);
   if (new Set(geo.sites).size !== geo.sites.length) problems.push('tiering.geometry.sites: each piece needs its own site');

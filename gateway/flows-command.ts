@@ -2,7 +2,7 @@
 // running gateway's admin listener (--admin, default http://127.0.0.1:9001).
 import { parseArgs } from 'node:util';
 import { Agent, fetch } from 'undici';
-import type { IssuePage, IssueRecord, PassSummary, ReconcileStatus } from '../tiering/index.js';
+import type { IssuePage, IssueRecord, PassSummary, ReconcileStatus, WorkstationSummary } from '../tiering/index.js';
 import { adminCredentials } from './admin-client.js';
 
 const USAGE = `usage: valentine flows issues [--kind KIND] [--state open|resolved|acknowledged] [--workstation NAME] [--bucket B] [--json]
@@ -96,8 +96,14 @@ export async function flowsCommand(argv: string[]): Promise<number> {
       const i = (await call('POST', `/flows/issues/${encodeURIComponent(arg!)}/ack`)) as IssueRecord;
       print(`${i.id} ${i.state}${i.acknowledgedBy ? ` by ${i.acknowledgedBy}` : ''}`);
     } else if (sub === 'workstations') {
-      const w = (await call('GET', '/flows/workstations')) as { workstations: unknown[] };
-      print(o.json ? JSON.stringify(w.workstations, null, 2) : w.workstations.length === 0 ? 'no workstations configured' : JSON.stringify(w.workstations, null, 2));
+      const { workstations } = (await call('GET', '/flows/workstations')) as { workstations: WorkstationSummary[] };
+      if (o.json) print(JSON.stringify(workstations, null, 2));
+      else if (workstations.length === 0) print('no workstations configured');
+      for (const w of o.json ? [] : workstations) {
+        const states = Object.entries(w.files).map(([s, n]) => `${s} ${n} (${w.bytes[s as keyof typeof w.bytes]} B)`);
+        print(`${w.name}: ${w.source} → ${w.target} (clear-down ${w.clearDown} once ${w.protection})`);
+        print(`    ${states.join(', ')}; last activity ${w.lastActivity ? new Date(w.lastActivity).toISOString() : 'never'}${w.error ? `; scan failing: ${w.error}` : ''}`);
+      }
     } else if (sub === 'status') {
       const s = (await call('GET', '/flows/status')) as ReconcileStatus;
       if (o.json) print(JSON.stringify(s, null, 2));

@@ -20,3 +20,5 @@ export { Reconciler, DEFAULT_RECONCILE_OPTIONS, type ReconcileOptions, type Reco
 export { createFlowsMetrics, type FlowsMetrics } from './flows/metrics.js';
 export type { IssueKind, IssueRecord, IssueState, PassSummary } from './namespace/records.js';
 export type { CopyFailure } from './read/segment-reader.js';
+export { Ingest, DEFAULT_ARTEFACTS, INGEST_STATES, globToRegExp, type WorkstationConfig, type WorkstationSummary } from './flows/ingest.js';
+export type { IngestState, WorkstationFileRecord } from './namespace/records.js';

@@ -1,5 +1,5 @@
 // FLOWS metrics, registered on the registry the caller passes in.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export function createFlowsMetrics(registry: Registry) {
   const registers = [registry];
@@ -13,6 +13,15 @@ export function createFlowsMetrics(registry: Registry) {
     lastFullPassTime: new Gauge({ name: 'valentine_flows_last_full_pass_timestamp_seconds', help: 'When the last full pass over the namespace finished.', registers }),
     lastFullPassDuration: new Gauge({ name: 'valentine_flows_last_full_pass_duration_seconds', help: 'How long the last full pass over the namespace took.', registers }),
     orphansCleared: new Counter({ name: 'valentine_flows_orphans_cleared_total', help: 'Blobs no record pointed to, deleted after the grace period.', labelNames: ['site'], registers }),
+    ingestFiles: new Gauge({ name: 'valentine_flows_ingest_files', help: 'Workstation files per ingest state.', labelNames: ['workstation', 'state'], registers }),
+    ingestBytes: new Gauge({ name: 'valentine_flows_ingest_bytes', help: 'Bytes of workstation files per ingest state.', labelNames: ['workstation', 'state'], registers }),
+    ingestSeconds: new Histogram({
+      name: 'valentine_flows_ingest_seconds',
+      help: 'Time from a workstation file settling until its stored copy is verified.',
+      labelNames: ['workstation'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+      registers,
+    }),
     uploadsAborted: new Counter({ name: 'valentine_flows_uploads_aborted_total', help: 'Multipart uploads abandoned past their age limit and aborted.', registers }),
   };
 }

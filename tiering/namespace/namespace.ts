@@ -3,11 +3,11 @@
 // page costs what it returns, never the size of the bucket.
 import { Level } from 'level';
 import { afterPrefix, keys } from './keys.js';
-import type { BucketRecord, IssueRecord, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord } from './records.js';
+import type { BucketRecord, IssueRecord, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord, WorkstationFileRecord } from './records.js';
 
 /** Tier-queue entries carry no value: the key says it all. */
 type QueueMark = Record<string, never>;
-type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | QueueMark;
+type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | WorkstationFileRecord | QueueMark;
 export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
 
 /** Where an object sits in the tier queues (see keys.ts), if anywhere. */
@@ -83,7 +83,7 @@ export class Namespace {
   }
 
   /** A FLOWS record (issue or state) by its key (see keys.ts). */
-  getFlows<T extends IssueRecord | ScrubStateRecord>(key: Buffer): Promise<T | undefined> {
+  getFlows<T extends IssueRecord | ScrubStateRecord | WorkstationFileRecord>(key: Buffer): Promise<T | undefined> {
     return this.get(key);
   }
 
@@ -91,6 +91,11 @@ export class Namespace {
   async *issues(after?: string): AsyncGenerator<IssueRecord> {
     const from = after === undefined ? { gte: keys.issuesStart() } : { gt: keys.issue(after) };
     for await (const v of this.db.values({ ...from, lt: keys.issuesEnd() })) yield v as IssueRecord;
+  }
+
+  /** The ingest state of every file of a workstation, in path order. */
+  async *workstationFiles(workstation: string): AsyncGenerator<WorkstationFileRecord> {
+    for await (const v of this.db.values({ gte: keys.workstationFilesStart(workstation), lt: keys.workstationFilesEnd(workstation) })) yield v as WorkstationFileRecord;
   }
 
   getBucket(name: string): Promise<BucketRecord | undefined> {

@@ -160,3 +160,26 @@ export interface PassSummary {
   orphansCleared: number;
   uploadsAborted: number;
 }
+
+/** Where a workstation file is on its way in: seen → copying → stored → verified → cleared (or failed). */
+export type IngestState = 'seen' | 'copying' | 'stored' | 'verified' | 'cleared' | 'failed';
+
+export interface WorkstationFileRecord {
+  v: 1;
+  workstation: string;
+  /** Path inside the workstation's source directory, '/'-separated. */
+  path: string;
+  state: IngestState;
+  size: number;
+  mtimeMs: number;
+  /** Since when size and mtime have not changed. */
+  stableSince: number;
+  firstSeen: number;
+  updated: number;
+  bucket: string;
+  key: string;
+  sha256?: string;
+  verifiedAt?: number;
+  clearedAt?: number;
+  error?: string;
+}
