@@ -109,21 +109,22 @@ async function spawnReady<T>(
 
 export interface GatewayProc extends Child {
   s3Url: string;
+  adminUrl: string;
 }
 
 /**
  * Start the built gateway. Extra node flags for the gateway only (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from VALENTINE_BENCH_GATEWAY_NODE_ARGS.
  */
-export async function startGateway(dataDir: string): Promise<GatewayProc> {
+export async function startGateway(dataDir: string, extraArgs: string[] = []): Promise<GatewayProc> {
   const nodeArgs = (process.env.VALENTINE_BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '');
   const { proc, value } = await spawnReady(
     'gateway',
-    [...nodeArgs, GATEWAY_MAIN, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+    [...nodeArgs, GATEWAY_MAIN, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...extraArgs],
     { ...process.env, VALENTINE_ACCESS_KEY: ACCESS_KEY, VALENTINE_SECRET_KEY: SECRET_KEY },
-    (msg) => (msg.msg === 'valentine ready' && typeof msg.s3 === 'string' ? msg.s3 : undefined),
+    (msg) => (msg.msg === 'valentine ready' && typeof msg.s3 === 'string' && typeof msg.admin === 'string' ? { s3: msg.s3, admin: msg.admin } : undefined),
   );
-  return { proc, s3Url: value, stop: stopper(proc) };
+  return { proc, s3Url: value.s3, adminUrl: value.admin, stop: stopper(proc) };
 }
 
 export interface BareServerProc extends Child {

@@ -5,9 +5,10 @@
 // deleted. Ingest artefacts (*.tmp, ~$*, .DS_Store...) are deleted once they
 // have settled.
 //
-// Every step is recorded in the namespace before the next begins:
+// Every step is recorded in the namespace as it happens:
 //   seen → copying → stored → verified → cleared     (failed: retried)
-// A source is only ever moved or deleted from the verified state, after its
+// A source is only ever moved or deleted from the verified state, once the
+// engine's durable record is seen to hold its SHA-256 and after its
 // size and mtime are checked once more against what was verified, so a
 // crash (kill -9) at any point can leave work to redo but never a source
 // deleted that is not stored; start-up resumes from the recorded states.
@@ -183,9 +184,14 @@ export class Ingest {
     }
   }
 
+  /**
+   * Not fsynced: no decision rests on this record alone. A source is only
+   * cleared after the engine's own (durable) record is checked to hold its
+   * bytes, so a state lost in a crash means work redone, never a loss.
+   */
   private async save(rec: WorkstationFileRecord): Promise<void> {
     rec.updated = Date.now();
-    await this.p.namespace.batch([{ type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec }]);
+    await this.p.namespace.batch([{ type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec }], false);
   }
 
   /** Walk the source once: note new and changed files, take settled ones, clear verified ones. */

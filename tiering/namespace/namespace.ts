@@ -73,9 +73,9 @@ export class Namespace {
     return this.db.close();
   }
 
-  /** Commit all ops atomically and durably (fsync) before resolving. */
-  batch(ops: BatchOp[]): Promise<void> {
-    return this.db.batch(ops, { sync: true });
+  /** Commit all ops atomically and durably (fsync) before resolving; `durable: false` for state a crash may lose (it is rebuilt). */
+  batch(ops: BatchOp[], durable = true): Promise<void> {
+    return this.db.batch(ops, { sync: durable });
   }
 
   private get<T extends Value>(key: Buffer): Promise<T | undefined> {
