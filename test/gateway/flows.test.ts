@@ -7,7 +7,7 @@
 // abandoned uploads; kill -9 mid-repair loses nothing and the pass resumes.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -97,14 +97,19 @@ async function metric(gw: Gateway, name: string, labels = ''): Promise<number> {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+/** Blobs a site holds on disk; none while its directory is away. */
+async function blobsNow(dataDir: string, site: string): Promise<{ path: string; size: number }[]> {
+  return blobsOn(dataDir, site).catch(() => []);
+}
+
 /** Put an object (and force it to `tier`); returns the paths of its blob on each site. */
 async function store(r: Running, bucket: string, key: string, data: Buffer, tier: 'replicated' | 'coded' | 'stub' = 'replicated'): Promise<Record<string, string>> {
-  const before = new Set((await Promise.all(SITES.map((s) => blobsOn(r.gw.dataDir, s)))).flat().map((b) => b.path));
+  const before = new Set((await Promise.all(SITES.map((s) => blobsNow(r.gw.dataDir, s)))).flat().map((b) => b.path));
   await r.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data }));
   if (tier !== 'replicated') await forceTier(r.gw, tier === 'coded' ? 'code' : 'stub', bucket, key);
   const out: Record<string, string> = {};
   for (const s of SITES) {
-    const mine = (await blobsOn(r.gw.dataDir, s)).filter((b) => !before.has(b.path));
+    const mine = (await blobsNow(r.gw.dataDir, s)).filter((b) => !before.has(b.path));
     if (mine.length > 1) throw new Error(`${key}: ${mine.length} new blobs on ${s}`);
     if (mine[0]) out[s] = mine[0].path;
   }
@@ -153,6 +158,32 @@ t.test('a deleted replica and a corrupt hot copy are found, rebuilt from a healt
   t.equal(again.problems, 0, 'the next pass finds nothing wrong');
   t.ok((await getBytes(r.s3, 'scrub', 'replica')).equals(data), 'reads back byte-identical');
   t.equal(await metric(r.gw, 'valentine_flows_repairs_total', 'what="copy",result="done"'), 2, 'repairs counted');
+});
+
+t.test('an object written while a replica site was away gets its missing replica once the site is back', async (t) => {
+  const r = await gatewayWith(t, {}, { replication: { replicas: 2, minReplicas: 1 } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'under' }));
+  const siteB = join(r.gw.dataDir, 'sites', 'B');
+  await rename(siteB, `${siteB}.away`);
+  const data = randomBytes(PIECE + 5);
+  const blobs = await store(r, 'under', 'k', data);
+  t.same(Object.keys(blobs).sort(), ['A', 'hot'], 'accepted with one replica');
+  const away = await scrub(r.gw);
+  t.equal(away.repaired, 0, 'nothing repaired while B is away');
+  t.equal(find(await issues(r.gw), 'site-unreachable', 'site B', 'B')?.state, 'open', 'site-unreachable raised for B');
+  await rename(`${siteB}.away`, siteB);
+
+  const pass = await scrub(r.gw);
+  t.equal(pass.repaired, 1, 'the missing replica written');
+  const onB = (await blobsOn(r.gw.dataDir, 'B')).map((b) => b.path);
+  t.equal(onB.length, 1, 'B holds the copy');
+  t.ok((await readFile(onB[0]!)).equals(data), 'byte for byte');
+  t.equal(find(await issues(r.gw), 'missing-copy', 'under/k', 'B')?.state, 'resolved', 'missing-copy on B opened and resolved');
+  t.equal(find(await issues(r.gw), 'site-unreachable', 'site B', 'B')?.state, 'resolved', 'site-unreachable resolved');
+  t.equal((await scrub(r.gw)).problems, 0, 'recorded: the next pass finds it whole');
+  await rm(blobs.A!);
+  await rm(blobs.hot!);
+  t.ok((await getBytes(r.s3, 'under', 'k')).equals(data), 'B serves it when the hot copy and A are lost');
 });
 
 t.test('a flipped byte in a shard is rebuilt from the two others and verified', async (t) => {

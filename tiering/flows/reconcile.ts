@@ -402,9 +402,11 @@ export class Reconciler {
   private async checkCopies(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
     const sites = rec.copies.filter((n) => !down.has(n)).map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
     for (const [i, seg] of rec.segments.entries()) {
+      // Copies live on different sites (disks): read them side by side.
+      const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, pace)));
       const good: Site[] = [];
       const bad: Site[] = [];
-      for (const site of sites) ((await this.judge(rec, site.name, await checkCopy(site, seg, pace), out)) ? good : bad).push(site);
+      for (const [j, site] of sites.entries()) ((await this.judge(rec, site.name, findings[j]!, out)) ? good : bad).push(site);
       for (const target of bad) await this.repairCopy(rec, i, seg, target, good, pace, out);
     }
   }
@@ -436,11 +438,13 @@ export class Reconciler {
     if (!layout) return;
     const good: number[] = [];
     const bad: number[] = [];
-    for (const [i, sh] of layout.shards.entries()) {
-      const site = this.siteByName.get(sh.site);
-      if (!site || down.has(sh.site)) continue;
-      ((await this.judge(rec, sh.site, await checkShard(site, layout, i, pace), out)) ? good : bad).push(i);
-    }
+    const findings = await Promise.all(
+      layout.shards.map((sh, i) => {
+        const site = this.siteByName.get(sh.site);
+        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, pace);
+      }),
+    );
+    for (const [i, f] of findings.entries()) if (f) ((await this.judge(rec, layout.shards[i]!.site, f, out)) ? good : bad).push(i);
     if (bad.length === 0) return;
     try {
       await rebuildShards(layout, (n) => this.siteByName.get(n), this.codecFor(layout.k, layout.m), good, bad, pace);

@@ -7,7 +7,7 @@
 import { crc32 } from 'node:zlib';
 import type { Codec } from '../erasure/codec.js';
 import { verifyShard } from '../erasure/encoder.js';
-import { pieceSizeOf } from '../erasure/layout.js';
+import { pieceSizeOf, shardBytes } from '../erasure/layout.js';
 import type { Segment, ShardLayout } from '../namespace/records.js';
 import type { BlobReader, Site } from '../sites/site.js';
 
@@ -34,13 +34,35 @@ async function withReader<T>(site: Site, blob: string, fn: (r: BlobReader) => Pr
   }
 }
 
+/**
+ * Sequential reads of a blob in units (blocks or pieces), one unit read
+ * ahead while the caller checks the last, so the disk is never idle.
+ */
+function readAhead(r: BlobReader, total: number, sizeOf: (i: number) => number, stride = sizeOf(0)) {
+  let pending: { i: number; read: Promise<Buffer> } | undefined;
+  const start = (i: number) => {
+    const off = i * stride;
+    const read = off < total ? r.read(off, Math.min(sizeOf(i), total - off)) : Promise.resolve(Buffer.alloc(0));
+    read.catch(() => undefined); // a read-ahead nobody awaits must not crash the process
+    return { i, read };
+  };
+  return {
+    async next(i: number): Promise<Buffer> {
+      const cur = pending?.i === i ? pending : start(i);
+      pending = start(i + 1);
+      return cur.read;
+    },
+  };
+}
+
 /** Check one full copy of a segment on `site`. */
 export async function checkCopy(site: Site, seg: Segment, pace: Pace): Promise<Finding> {
   const crcs = Buffer.from(seg.crc32, 'base64');
   const found = await withReader(site, seg.blob, async (r): Promise<Finding> => {
+    const blocks = readAhead(r, seg.size, () => seg.blockSize);
     for (let b = 0, off = 0; off < seg.size; b++, off += seg.blockSize) {
       const len = Math.min(seg.blockSize, seg.size - off);
-      const buf = await r.read(off, len);
+      const buf = await blocks.next(b);
       await pace(buf.length);
       if (buf.length !== len) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is short: ${off + buf.length} of ${seg.size} bytes` };
       if (crc32(buf) !== crcs.readUInt32BE(b * 4)) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} fails its checksum at offset ${off}` };
@@ -56,9 +78,10 @@ export async function checkShard(site: Site, layout: ShardLayout, index: number,
   const shard = layout.shards[index]!;
   const crcs = Buffer.from(shard.crc32, 'base64');
   return withReader(site, shard.blob, async (r): Promise<Finding> => {
+    const pieces = readAhead(r, shardBytes(layout), (s) => pieceSizeOf(layout, s), layout.pieceSize);
     for (let s = 0; s < layout.stripes; s++) {
       const size = pieceSizeOf(layout, s);
-      const piece = await r.read(s * layout.pieceSize, size);
+      const piece = await pieces.next(s);
       await pace(piece.length);
       if (piece.length !== size || crc32(piece) !== crcs.readUInt32BE(s * 4)) {
         return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} fails its checksum at stripe ${s}` };
