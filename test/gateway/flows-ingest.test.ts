@@ -5,7 +5,7 @@
 // reached, and that kill -9 mid-ingest never loses a source.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -24,7 +24,7 @@ interface Running {
   restart(): Promise<void>;
 }
 
-async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>): Promise<Running> {
+async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Running> {
   const dir = await tempDir();
   const src = join(dir, 'workstation');
   await mkdir(src);
@@ -34,6 +34,7 @@ async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: R
     JSON.stringify({
       tiering: { stripeSize: 65536, workerInterval: '100ms', codeAfter: '1h' },
       flows: { ingestInterval: '200ms', workstations: [{ name: 'ws1', source: src, bucket: 'imaging', prefix: 'ws1/', settle: '1s', ...ws }] },
+      ...extra,
     }),
   );
   const start = () => startGateway({ dataDir: join(dir, 'data'), args: ['--config', config] });
@@ -145,6 +146,23 @@ t.test('move to done is gated on the coded protection level: verified sources st
   t.ok((await readFile(join(r.src, 'done/day1/specimen.tif'))).equals(data), 'in done/, same path, same bytes');
   await new Promise((res) => setTimeout(res, 600));
   t.same(await keysIn(r.s3), ['ws1/day1/specimen.tif'], 'the done folder is not ingested again');
+});
+
+t.test('delete is gated on replicated: a file stored while a replica site is away stays until the reconciler restores the replica', async (t) => {
+  const r = await gatewayWith(t, { clearDown: 'delete', protection: 'replicated', settle: '300ms' }, { replication: { replicas: 2, minReplicas: 1 } });
+  const siteB = join(r.gw.dataDir, 'sites', 'B');
+  await rename(siteB, `${siteB}.away`);
+  const data = randomBytes(50_000);
+  await writeFile(join(r.src, 'a.tif'), data);
+  await waitFor('verified', async () => (await summary(r.gw)).files.verified === 1, 15_000);
+  await new Promise((res) => setTimeout(res, 1000));
+  t.ok(await exists(join(r.src, 'a.tif')), 'one replica is not replicated: the source stays');
+  await rename(`${siteB}.away`, siteB);
+  const res = await fetch(`${r.gw.adminUrl}/flows/scrub`, { method: 'POST', headers: { authorization: basicAuth, 'content-type': 'application/json' }, body: JSON.stringify({ bucket: 'imaging' }) });
+  t.equal(((await res.json()) as { repaired: number }).repaired, 1, 'the scrub writes the missing replica');
+  await waitFor('cleared', async () => (await summary(r.gw)).files.cleared === 1, 15_000);
+  t.notOk(await exists(join(r.src, 'a.tif')), 'replicated now: the source is deleted');
+  t.ok((await getBytes(r.s3, 'ws1/a.tif'))?.equals(data), 'stored byte-identical');
 });
 
 t.test('keep: the same bytes are not stored twice; a file changed after its copy is stored again and raises source-changed', async (t) => {
