@@ -64,16 +64,21 @@ async function abortStaleUploads(p: SweepParts): Promise<number> {
   return n;
 }
 
-/** Every blob id a record points to: object copies and shards, and parts of uploads in progress. */
+/**
+ * Every "site/blob" a record points to: object copies and shards, and parts
+ * of uploads in progress. Per site, so a replica left behind on a site the
+ * record no longer lists (a delete that failed after coding) is an orphan
+ * even though the same blob id is still held in the hot tier.
+ */
 async function referencedBlobs(p: SweepParts): Promise<Set<string>> {
   const ids = new Set<string>();
   for await (const rec of p.namespace.allObjects()) {
-    for (const seg of rec.segments) ids.add(seg.blob);
-    for (const sh of rec.layout?.shards ?? []) ids.add(sh.blob);
+    for (const seg of rec.segments) for (const site of rec.copies) ids.add(`${site}/${seg.blob}`);
+    for (const sh of rec.layout?.shards ?? []) ids.add(`${sh.site}/${sh.blob}`);
   }
   for (const b of await p.engine.listBuckets()) {
     for (const up of await p.namespace.listUploads(b.name, '', 100_000)) {
-      for (const part of await p.namespace.listParts(up.uploadId)) ids.add(part.segment.blob);
+      for (const part of await p.namespace.listParts(up.uploadId)) for (const site of part.copies) ids.add(`${site}/${part.segment.blob}`);
     }
   }
   return ids;
@@ -95,8 +100,8 @@ async function clearOrphans(p: SweepParts, sites: Site[]): Promise<number> {
   const stillOrphan = new Set<string>();
   let cleared = 0;
   for (const { site, blob } of listed) {
-    if (referenced.has(blob)) continue;
     const id = `${site.name}/${blob}`;
+    if (referenced.has(id)) continue;
     stillOrphan.add(id);
     const since = p.orphanSeen.get(id);
     if (since === undefined) {
