@@ -163,6 +163,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     log,
     intervalMs: parseDuration(config.flows.ingestInterval)!,
     concurrency: 8,
+    historyMs: parseDuration(config.flows.ingestHistory)!,
     workstations: config.flows.workstations.map((w) => ({
       name: w.name,
       source: w.source,

@@ -63,6 +63,8 @@ export interface Config {
     tempMaxAge: string;
     /** Pause between scans of the workstations' source directories. */
     ingestInterval: string;
+    /** How long the ingest state of a cleared file is kept. */
+    ingestHistory: string;
     workstations: WorkstationEntry[];
   };
 }
@@ -211,6 +213,7 @@ const schema = {
         uploadMaxAge: { type: 'string', pattern: DURATION },
         tempMaxAge: { type: 'string', pattern: DURATION },
         ingestInterval: { type: 'string', pattern: DURATION },
+        ingestHistory: { type: 'string', pattern: DURATION },
         workstations: {
           type: 'array',
           items: {
@@ -261,6 +264,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     uploadMaxAge: '7d',
     tempMaxAge: '1h',
     ingestInterval: '2s',
+    ingestHistory: '30d',
     workstations: [],
   },
 };
@@ -350,6 +354,7 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     ['flows.uploadMaxAge', cfg.flows.uploadMaxAge],
     ['flows.tempMaxAge', cfg.flows.tempMaxAge],
     ['flows.ingestInterval', cfg.flows.ingestInterval],
+    ['flows.ingestHistory', cfg.flows.ingestHistory],
     ...cfg.flows.workstations.map((w, i) => [`flows.workstations/${i}/settle`, w.settle] as const),
   ] as const) {
     if (parseDuration(value) === undefined) problems.push(`${what}: '${value}' is not a duration like 2s, 15m, 30d`);

@@ -5,7 +5,7 @@
 // reached, and that kill -9 mid-ingest never loses a source.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -24,7 +24,7 @@ interface Running {
   restart(): Promise<void>;
 }
 
-async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Running> {
+async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>, extra: Record<string, unknown> = {}, flows: Record<string, unknown> = {}): Promise<Running> {
   const dir = await tempDir();
   const src = join(dir, 'workstation');
   await mkdir(src);
@@ -33,7 +33,7 @@ async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: R
     config,
     JSON.stringify({
       tiering: { stripeSize: 65536, workerInterval: '100ms', codeAfter: '1h' },
-      flows: { ingestInterval: '200ms', workstations: [{ name: 'ws1', source: src, bucket: 'imaging', prefix: 'ws1/', settle: '1s', ...ws }] },
+      flows: { ingestInterval: '200ms', ...flows, workstations: [{ name: 'ws1', source: src, bucket: 'imaging', prefix: 'ws1/', settle: '1s', ...ws }] },
       ...extra,
     }),
   );
@@ -194,6 +194,24 @@ t.test('keep: the same bytes are not stored twice; a file changed after its copy
     return list.issues[0]?.state === 'resolved';
   });
   t.pass('source-changed resolved after the new copy verified');
+});
+
+t.test('the state of cleared files is kept for ingestHistory, then only the counters remember them; a file taken away before it settled is dropped', async (t) => {
+  const r = await gatewayWith(t, { clearDown: 'delete', settle: '1500ms' }, {}, { ingestHistory: '1s' });
+  await writeFile(join(r.src, 'a.tif'), randomBytes(1000));
+  await waitFor('cleared', async () => (await summary(r.gw)).files.cleared === 1, 15_000);
+  await writeFile(join(r.src, 'gone.tif'), randomBytes(10));
+  await waitFor('seen', async () => (await summary(r.gw)).files.seen === 1, 5_000);
+  await rm(join(r.src, 'gone.tif'));
+  await waitFor('history pruned', async () => {
+    const s = await summary(r.gw);
+    return s.files.cleared === 0 && s.files.seen === 0;
+  }, 15_000);
+  t.pass('no state left for a cleared file past its history, nor for a file taken away');
+  const metrics = await (await fetch(`${r.gw.adminUrl}/metrics`)).text();
+  t.match(metrics, /valentine_flows_ingested_files_total\{workstation="ws1"\} 1\n/, 'the counter remembers one file');
+  t.match(metrics, /valentine_flows_ingested_bytes_total\{workstation="ws1"\} 1000\n/, 'and its bytes');
+  t.same(await keysIn(r.s3), ['ws1/a.tif'], 'the file taken away was never stored');
 });
 
 t.test('kill -9 during ingest: no source deleted unless its object is stored; the work resumes after restart', async (t) => {

@@ -61,6 +61,8 @@ export interface IngestParts {
   intervalMs: number;
   /** Files copied at once per workstation. */
   concurrency: number;
+  /** How long the state of a cleared file is kept (what /flows/workstations counts); the totals are counters. */
+  historyMs: number;
 }
 
 export interface WorkstationSummary {
@@ -224,6 +226,11 @@ export class Ingest {
       if (!f) {
         // Gone from the source: cleared by us (a crash may have come before the record said so), or by someone else.
         if (rec.state === 'verified' && ws.clearDown !== 'keep') await this.save({ ...rec, state: 'cleared', clearedAt: now });
+        else if (rec.state === 'cleared' ? now - (rec.clearedAt ?? rec.updated) > this.p.historyMs : rec.state !== 'verified') {
+          // History past its keep, or a file taken away before it was stored: nothing left to track.
+          if (rec.state !== 'cleared') this.p.log.warn({ workstation: ws.name, path: rec.path, state: rec.state }, 'file left the workstation before it was stored');
+          await this.p.namespace.batch([{ type: 'del', key: keys.workstationFile(ws.name, rec.path) }], false);
+        }
         continue;
       }
       if (f.size !== rec.size || f.mtimeMs !== rec.mtimeMs) {
@@ -332,6 +339,8 @@ export class Ingest {
     cur = { ...cur, state: 'verified', verifiedAt: now };
     await this.save(cur);
     this.p.metrics.ingestSeconds.observe({ workstation: ws.name }, (now - cur.stableSince) / 1000);
+    this.p.metrics.ingestedFiles.inc({ workstation: ws.name });
+    this.p.metrics.ingestedBytes.inc({ workstation: ws.name }, cur.size);
     await this.p.issues.resolveAll(['source-changed', 'source-unreadable'], subject, [''], 'stored and verified');
     return cur;
   }

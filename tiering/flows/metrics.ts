@@ -15,6 +15,8 @@ export function createFlowsMetrics(registry: Registry) {
     orphansCleared: new Counter({ name: 'valentine_flows_orphans_cleared_total', help: 'Blobs no record pointed to, deleted after the grace period.', labelNames: ['site'], registers }),
     ingestFiles: new Gauge({ name: 'valentine_flows_ingest_files', help: 'Workstation files per ingest state.', labelNames: ['workstation', 'state'], registers }),
     ingestBytes: new Gauge({ name: 'valentine_flows_ingest_bytes', help: 'Bytes of workstation files per ingest state.', labelNames: ['workstation', 'state'], registers }),
+    ingestedFiles: new Counter({ name: 'valentine_flows_ingested_files_total', help: 'Workstation files stored and verified.', labelNames: ['workstation'], registers }),
+    ingestedBytes: new Counter({ name: 'valentine_flows_ingested_bytes_total', help: 'Bytes of workstation files stored and verified.', labelNames: ['workstation'], registers }),
     ingestSeconds: new Histogram({
       name: 'valentine_flows_ingest_seconds',
       help: 'Time from a workstation file settling until its stored copy is verified.',
