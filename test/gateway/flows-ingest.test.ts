@@ -247,6 +247,8 @@ t.test('workstation config is validated with every problem listed', async (t) =>
     config,
     JSON.stringify({
       flows: {
+        scrub: { every: 'weekly', objectsPerSecond: 0 },
+        orphanGrace: '-1h',
         workstations: [
           { name: 'a', source: '/x', bucket: 'Bad_Bucket', clearDown: 'shred' },
           { name: 'a', source: '/y', bucket: 'good', settle: 'soon', protection: 'tape' },
@@ -258,7 +260,7 @@ t.test('workstation config is validated with every problem listed', async (t) =>
   const err = await loadConfig({ config, data: join(dir, 'data') }).catch((e: unknown) => e);
   t.ok(err instanceof ConfigError, 'refused');
   const problems = (err as ConfigError).problems.join('\n');
-  for (const want of [/workstations\/0\/bucket/, /workstations\/0\/clearDown/, /workstations\/1\/settle/, /workstations\/1\/protection/, /workstations\/2: must have required property 'source'/, /names must be unique/]) {
+  for (const want of [/workstations\/0\/bucket/, /workstations\/0\/clearDown/, /workstations\/1\/settle/, /workstations\/1\/protection/, /workstations\/2: must have required property 'source'/, /names must be unique/, /flows\/scrub\/every/, /flows\/scrub\/objectsPerSecond/, /flows\/orphanGrace/]) {
     t.match(problems, want, `lists ${want}`);
   }
   const ok = await loadConfig({ config: await (async () => {
