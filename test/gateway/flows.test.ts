@@ -357,6 +357,24 @@ t.test('a pass holds its rate cap, shows progress and records the last full pass
   t.equal(bad.code, 2, 'unknown subcommand: usage, exit 2');
 });
 
+t.test('full passes repeat on their schedule, each measured, and repair what they find', async (t) => {
+  const r = await gatewayWith(t, { scrub: { every: '2s' } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'sched' }));
+  const data = randomBytes(PIECE);
+  const blobs = await store(r, 'sched', 'k', data);
+  const status = async () => (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body;
+  await waitFor('a first scheduled pass', async () => (await status()).lastFullPass !== undefined, 15_000);
+  const first = (await status()).lastFullPass!;
+  t.equal(first.objects, 1, 'the scheduled pass covered the namespace');
+  t.ok(first.durationMs >= 0 && first.finishedAt >= first.startedAt, 'measured');
+  await rm(blobs.B!);
+  await waitFor('the next scheduled pass', async () => (await status()).lastFullPass!.finishedAt > first.finishedAt, 15_000);
+  await waitFor('the replica rebuilt', async () => (await readFile(blobs.B!).catch(() => Buffer.alloc(0))).equals(data), 15_000);
+  t.pass('the deleted replica was rebuilt by a scheduled pass');
+  const s = await status();
+  t.ok(s.nextFullPassAt <= s.lastFullPass!.finishedAt + 2000 + 50, 'the next one is due two seconds after the last ended');
+});
+
 t.test('kill -9 during repair: no object damaged, the pass resumes after restart and finishes the repairs', async (t) => {
   const r = await gatewayWith(t, { scrub: { megabytesPerSecond: 4 } });
   await r.s3.send(new CreateBucketCommand({ Bucket: 'crash' }));

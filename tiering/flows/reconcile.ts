@@ -158,9 +158,12 @@ export class Reconciler {
       while (this.soon.size > 0 && !this.stopped) {
         const [id, o] = this.soon.entries().next().value as [string, { bucket: string; key: string }];
         this.soon.delete(id);
-        const rec = await this.p.namespace.getObject(o.bucket, o.key);
-        const down = await this.checkSites();
-        if (rec) await this.checkObject(rec, down, async () => undefined).catch((err) => this.p.log.warn({ ...o, err: String(err) }, 'check after a bad read failed'));
+        try {
+          const rec = await this.p.namespace.getObject(o.bucket, o.key);
+          if (rec) await this.checkObject(rec, await this.checkSites(), async () => undefined);
+        } catch (err) {
+          this.p.log.warn({ ...o, err: String(err) }, 'check after a bad read failed');
+        }
       }
     })().finally(() => (this.soonRunning = undefined));
   }
@@ -181,17 +184,22 @@ export class Reconciler {
     return (this.state.lastFullPass?.finishedAt ?? this.state.since) + this.p.options.fullPassEveryMs;
   }
 
-  private scheduleNext(): void {
+  /** Arm the timer for the next full pass; `floor` keeps a due-but-busy check from spinning. */
+  private scheduleNext(floor = 0): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
     // setTimeout holds at most ~24.8 days; re-check at least daily.
-    const wait = Math.min(Math.max(this.nextFullPassAt() - Date.now(), 0), 86_400_000);
+    const wait = Math.max(Math.min(Math.max(this.nextFullPassAt() - Date.now(), 0), 86_400_000), floor);
     this.timer = setTimeout(() => {
-      if (Date.now() >= this.nextFullPassAt() && !this.running && this.queued === 0) {
-        void this.enqueue({})
-          .catch((err) => this.p.log.error({ err: String(err) }, 'scheduled full pass failed'))
-          .finally(() => this.scheduleNext());
-      } else this.scheduleNext();
+      if (Date.now() < this.nextFullPassAt()) this.scheduleNext();
+      else if (this.running || this.queued > 0) this.scheduleNext(60_000); // a pass is under way: look again later
+      else {
+        // A failed pass is retried after a while, not at once.
+        void this.enqueue({}).catch((err) => {
+          this.p.log.error({ err: String(err) }, 'scheduled full pass failed');
+          this.scheduleNext(3_600_000);
+        });
+      }
     }, wait);
     this.timer.unref();
   }
