@@ -55,7 +55,7 @@ export class IssueLog {
   private readonly locks = new KeyLock();
   /** State of every issue not resolved, by id: what the gauges count and what resolve() looks at. */
   private readonly unresolved = new Map<string, { kind: IssueKind; state: IssueState }>();
-  private resolvedByKind = new Map<IssueKind, number>();
+  private readonly resolvedByKind = new Map<IssueKind, number>();
 
   private constructor(
     private readonly namespace: Namespace,
@@ -166,16 +166,10 @@ export class IssueLog {
   }
 
   private publish(): void {
+    const counts = new Map<string, number>();
+    for (const u of this.unresolved.values()) counts.set(`${u.kind}/${u.state}`, (counts.get(`${u.kind}/${u.state}`) ?? 0) + 1);
     for (const kind of ISSUE_KINDS) {
-      let open = 0;
-      let acknowledged = 0;
-      for (const u of this.unresolved.values()) {
-        if (u.kind !== kind) continue;
-        if (u.state === 'open') open++;
-        else acknowledged++;
-      }
-      this.metrics.issues.set({ kind, state: 'open' }, open);
-      this.metrics.issues.set({ kind, state: 'acknowledged' }, acknowledged);
+      for (const state of ['open', 'acknowledged'] as const) this.metrics.issues.set({ kind, state }, counts.get(`${kind}/${state}`) ?? 0);
       this.metrics.issues.set({ kind, state: 'resolved' }, this.resolvedByKind.get(kind) ?? 0);
     }
   }
