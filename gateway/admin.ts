@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client';
 import type { Engine } from '../tiering/index.js';
 import type { CredentialLookup } from './s3/index.js';
+import { flowsRoutes, type FlowsDeps } from './flows-routes.js';
 import { tierRoutes } from './tier-routes.js';
 
 export interface AdminDeps {
@@ -16,12 +17,14 @@ export interface AdminDeps {
   writeQuorum: { hot: string; replicas: string[]; minReplicas: number };
   /** The RECODE collections API (recode-api buildRecode), mounted under /recode/v1. */
   recode?: FastifyPluginAsync;
+  flows: FlowsDeps;
 }
 
-export function buildAdmin({ engine, registry, credentials, writeQuorum, recode }: AdminDeps): FastifyInstance {
+export function buildAdmin({ engine, registry, credentials, writeQuorum, recode, flows }: AdminDeps): FastifyInstance {
   // Path parameters carry RECODE catalogue numbers (percent-encoded, up to 128 characters).
   const app = Fastify({ logger: false, routerOptions: { maxParamLength: 2048 } });
   void app.register(tierRoutes(engine, credentials));
+  void app.register(flowsRoutes(flows, credentials));
   if (recode) void app.register(recode, { prefix: '/recode/v1' });
   app.get('/metrics', async (_req, reply) => {
     await engine.checkHealth();

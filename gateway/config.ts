@@ -47,7 +47,43 @@ export interface Config {
     /** Pause between policy-worker passes. */
     workerInterval: string;
   };
+  flows: {
+    scrub: {
+      /** Caps on the reconciler, so it never starves client traffic. */
+      objectsPerSecond: number;
+      megabytesPerSecond: number;
+      /** A full pass over the namespace starts this long after the last one ended (durations as written). */
+      every: string;
+    };
+    /** Blobs no record points to are deleted once seen so for this long. */
+    orphanGrace: string;
+    /** Multipart uploads older than this are aborted. */
+    uploadMaxAge: string;
+    /** Temp files of writes older than this are removed. */
+    tempMaxAge: string;
+    /** Pause between scans of the workstations' source directories. */
+    ingestInterval: string;
+    /** How long the ingest state of a cleared file is kept. */
+    ingestHistory: string;
+    workstations: WorkstationEntry[];
+  };
 }
+
+/** A workstation as configured (durations as written; defaults filled in). */
+export interface WorkstationEntry {
+  name: string;
+  source: string;
+  bucket: string;
+  prefix: string;
+  include: string[];
+  artefacts: string[];
+  clearDown: 'keep' | 'move' | 'delete';
+  protection: 'replicated' | 'coded';
+  settle: string;
+  doneDir?: string;
+}
+
+export const DEFAULT_ARTEFACT_PATTERNS = ['*.tmp', '*.part', '~$*', '.DS_Store', 'Thumbs.db', '*.crdownload'];
 
 const DURATION = '^\\d+(\\.\\d+)?(ms|s|m|h|d)$';
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -160,6 +196,46 @@ const schema = {
         },
       },
     },
+    flows: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        scrub: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            objectsPerSecond: { type: 'number', exclusiveMinimum: 0 },
+            megabytesPerSecond: { type: 'number', exclusiveMinimum: 0 },
+            every: { type: 'string', pattern: DURATION },
+          },
+        },
+        orphanGrace: { type: 'string', pattern: DURATION },
+        uploadMaxAge: { type: 'string', pattern: DURATION },
+        tempMaxAge: { type: 'string', pattern: DURATION },
+        ingestInterval: { type: 'string', pattern: DURATION },
+        ingestHistory: { type: 'string', pattern: DURATION },
+        workstations: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'source', 'bucket'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+              source: { type: 'string', minLength: 1 },
+              bucket: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' },
+              prefix: { type: 'string', maxLength: 512 },
+              include: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+              artefacts: { type: 'array', items: { type: 'string', minLength: 1 } },
+              clearDown: { enum: ['keep', 'move', 'delete'] },
+              protection: { enum: ['replicated', 'coded'] },
+              settle: { type: 'string', pattern: DURATION },
+              doneDir: { type: 'string', minLength: 1 },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -181,6 +257,15 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     geometry: { k: 2, m: 1, sites: ['A', 'B', 'C'] },
     hot: { highWatermark: 0.9, lowWatermark: 0.8 },
     workerInterval: '1s',
+  },
+  flows: {
+    scrub: { objectsPerSecond: 200, megabytesPerSecond: 200, every: '7d' },
+    orphanGrace: '1h',
+    uploadMaxAge: '7d',
+    tempMaxAge: '1h',
+    ingestInterval: '2s',
+    ingestHistory: '30d',
+    workstations: [],
   },
 };
 
@@ -243,10 +328,42 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
       ...(flags.codeAfter && { codeAfter: flags.codeAfter }),
       ...(flags.stubAfter && { stubAfter: flags.stubAfter }),
     },
+    flows: {
+      ...DEFAULTS.flows,
+      ...f.flows,
+      scrub: { ...DEFAULTS.flows.scrub, ...f.flows?.scrub },
+      workstations: (Array.isArray(f.flows?.workstations) ? (f.flows.workstations as Partial<WorkstationEntry>[]) : []).map((w): WorkstationEntry => ({
+        ...(w as WorkstationEntry),
+        prefix: w.prefix ?? '',
+        include: w.include ?? ['*'],
+        artefacts: w.artefacts ?? [...DEFAULT_ARTEFACT_PATTERNS],
+        clearDown: w.clearDown ?? 'keep',
+        protection: w.protection ?? 'replicated',
+        settle: w.settle ?? '30s',
+        source: typeof w.source === 'string' ? resolve(w.source) : (w.source as unknown as string),
+        ...(typeof w.doneDir === 'string' && { doneDir: resolve(w.doneDir) }),
+      })),
+    },
   };
-  for (const [what, value] of [['--code-after', cfg.tiering.codeAfter], ['--stub-after', cfg.tiering.stubAfter], ['tiering.workerInterval', cfg.tiering.workerInterval]] as const) {
+  for (const [what, value] of [
+    ['--code-after', cfg.tiering.codeAfter],
+    ['--stub-after', cfg.tiering.stubAfter],
+    ['tiering.workerInterval', cfg.tiering.workerInterval],
+    ['flows.scrub.every', cfg.flows.scrub.every],
+    ['flows.orphanGrace', cfg.flows.orphanGrace],
+    ['flows.uploadMaxAge', cfg.flows.uploadMaxAge],
+    ['flows.tempMaxAge', cfg.flows.tempMaxAge],
+    ['flows.ingestInterval', cfg.flows.ingestInterval],
+    ['flows.ingestHistory', cfg.flows.ingestHistory],
+    ...cfg.flows.workstations.map((w, i) => [`flows.workstations/${i}/settle`, w.settle] as const),
+  ] as const) {
     if (parseDuration(value) === undefined) problems.push(`${what}: '${value}' is not a duration like 2s, 15m, 30d`);
   }
+  const wsNames = cfg.flows.workstations.map((w) => w.name);
+  if (new Set(wsNames).size !== wsNames.length) problems.push('flows.workstations: workstation names must be unique');
+  cfg.flows.workstations.forEach((w, i) => {
+    if (typeof w.source === 'string' && resolve(cfg.dataDir).startsWith(w.source)) problems.push(`flows.workstations/${i}: source ${w.source} holds the data directory`);
+  });
   const geo = cfg.tiering.geometry;
   if (geo.sites.length !== geo.k + geo.m) problems.push(`tiering.geometry: ${geo.k}+${geo.m} needs ${geo.k + geo.m} sites, ${geo.sites.length} named`);
   if (new Set(geo.sites).size !== geo.sites.length) problems.push('tiering.geometry.sites: each piece needs its own site');

@@ -2,9 +2,8 @@
 // gateway's admin listener to force a transition and prints what it did.
 // Credentials: VALENTINE_ACCESS_KEY / VALENTINE_SECRET_KEY, else the data
 // directory's generated credentials.json.
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { adminCredentials as credentials } from './admin-client.js';
 import { TIER_ACTIONS, type TierAction, type TierOutcome } from './tier-routes.js';
 
 export async function tierCommand(argv: string[]): Promise<number> {
@@ -54,15 +53,4 @@ export async function tierCommand(argv: string[]): Promise<number> {
   process.stdout.write(`${action} ${target}: ${body.matched} matched, ${body.changed} changed, ${body.failed?.length ?? 0} failed\n`);
   for (const f of body.failed ?? []) process.stdout.write(`  failed ${f.key}: ${f.error}\n`);
   return res.status === 200 ? 0 : 1;
-}
-
-async function credentials(dataDir: string): Promise<string> {
-  let key = process.env.VALENTINE_ACCESS_KEY;
-  let secret = process.env.VALENTINE_SECRET_KEY;
-  if (!key || !secret) {
-    const stored = JSON.parse(await readFile(join(resolve(dataDir), 'credentials.json'), 'utf8')) as { accessKey: string; secretKey: string };
-    key = stored.accessKey;
-    secret = stored.secretKey;
-  }
-  return Buffer.from(`${key}:${secret}`).toString('base64');
 }

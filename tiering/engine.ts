@@ -96,6 +96,7 @@ export class Engine {
   /** Recalls (stub → hot) in flight, one per object. */
   private readonly recalls = new Map<string, Promise<ObjectRecord | undefined>>();
   private readonly stats = new TierStats();
+  private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
 
   private constructor(private readonly p: EngineParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
@@ -531,6 +532,12 @@ export class Engine {
   private reportBadCopy(rec: ObjectRecord, f: CopyFailure): void {
     this.p.metrics.checksumFailures.inc({ site: f.site });
     this.p.log.warn({ bucket: rec.bucket, key: rec.key, ...f }, 'bad copy skipped; recorded for repair');
+    for (const listener of this.badCopyListeners) listener(rec, f);
+  }
+
+  /** Hear of every bad copy a read skips (FLOWS records it and repairs the object). */
+  onBadCopy(listener: (rec: ObjectRecord, f: CopyFailure) => void): void {
+    this.badCopyListeners.push(listener);
   }
 
   private publishStats(): void {

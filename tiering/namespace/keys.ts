@@ -10,6 +10,9 @@
 //                                                 replicated object waiting to be coded
 //   H \0 <last access, ms, 15 digits> \0 <bucket> \0 <key>
 //                                                 coded object with a hot copy (stub candidates, least recently read first)
+//   F \0 <issue id>                               FLOWS issue
+//   W \0 <workstation> \0 <path in its source>    FLOWS ingest state of one workstation file
+//   S \0 <name>                                   FLOWS singleton state (the reconciler's: "scrub")
 //
 // Bucket names cannot hold NUL, so "<bucket> \0" always ends the bucket part;
 // object keys may hold any UTF-8, NUL included, and still sort correctly
@@ -56,6 +59,14 @@ export const keys = {
     const sep = k.indexOf(SEP, 18);
     return { at, bucket: k.subarray(18, sep).toString('utf8'), key: k.subarray(sep + 1).toString('utf8') };
   },
+
+  issue: (id: string) => build('F', id),
+  issuesStart: () => build('F', ''),
+  issuesEnd: () => Buffer.from('F\x01', 'latin1'),
+  flowsState: (name: string) => build('S', name),
+  workstationFile: (workstation: string, path: string) => build('W', workstation, path),
+  workstationFilesStart: (workstation: string) => build('W', workstation, ''),
+  workstationFilesEnd: (workstation: string) => Buffer.concat([build('W', workstation), Buffer.of(1)]),
 
   part: (uploadId: string, partNumber: number) => build('P', uploadId, String(partNumber).padStart(5, '0')),
   partsStart: (uploadId: string) => build('P', uploadId, ''),

@@ -3,11 +3,11 @@
 // page costs what it returns, never the size of the bucket.
 import { Level } from 'level';
 import { afterPrefix, keys } from './keys.js';
-import type { BucketRecord, ObjectRecord, PartRecord, UploadRecord } from './records.js';
+import type { BucketRecord, IssueRecord, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord, WorkstationFileRecord } from './records.js';
 
 /** Tier-queue entries carry no value: the key says it all. */
 type QueueMark = Record<string, never>;
-type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | QueueMark;
+type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | WorkstationFileRecord | QueueMark;
 export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
 
 /** Where an object sits in the tier queues (see keys.ts), if anywhere. */
@@ -73,13 +73,29 @@ export class Namespace {
     return this.db.close();
   }
 
-  /** Commit all ops atomically and durably (fsync) before resolving. */
-  batch(ops: BatchOp[]): Promise<void> {
-    return this.db.batch(ops, { sync: true });
+  /** Commit all ops atomically and durably (fsync) before resolving; `durable: false` for state a crash may lose (it is rebuilt). */
+  batch(ops: BatchOp[], durable = true): Promise<void> {
+    return this.db.batch(ops, { sync: durable });
   }
 
   private get<T extends Value>(key: Buffer): Promise<T | undefined> {
     return this.db.get(key) as Promise<T | undefined>;
+  }
+
+  /** A FLOWS record (issue or state) by its key (see keys.ts). */
+  getFlows<T extends IssueRecord | ScrubStateRecord | WorkstationFileRecord>(key: Buffer): Promise<T | undefined> {
+    return this.get(key);
+  }
+
+  /** Issues in id order from `after` (exclusive), for as long as the caller keeps reading. */
+  async *issues(after?: string): AsyncGenerator<IssueRecord> {
+    const from = after === undefined ? { gte: keys.issuesStart() } : { gt: keys.issue(after) };
+    for await (const v of this.db.values({ ...from, lt: keys.issuesEnd() })) yield v as IssueRecord;
+  }
+
+  /** The ingest state of every file of a workstation, in path order. */
+  async *workstationFiles(workstation: string): AsyncGenerator<WorkstationFileRecord> {
+    for await (const v of this.db.values({ gte: keys.workstationFilesStart(workstation), lt: keys.workstationFilesEnd(workstation) })) yield v as WorkstationFileRecord;
   }
 
   getBucket(name: string): Promise<BucketRecord | undefined> {

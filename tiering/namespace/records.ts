@@ -101,3 +101,85 @@ export interface PartRecord {
   copies: string[];
   checksum?: { algorithm: string; value: string };
 }
+
+/** What went wrong, as FLOWS reports it (tiering/flows/issues.ts). */
+export type IssueKind =
+  | 'checksum-mismatch'
+  | 'missing-copy'
+  | 'site-unreachable'
+  | 'repair-failed'
+  | 'source-changed'
+  | 'source-unreadable'
+  | 'stale-upload'
+  | 'quota';
+
+/** open → resolved (repaired, automatically) or acknowledged (by a person); seen again → open. */
+export type IssueState = 'open' | 'resolved' | 'acknowledged';
+
+/** One FLOWS issue: the same problem seen again bumps `count` and `lastSeen`. */
+export interface IssueRecord {
+  v: 1;
+  id: string; // derived from kind + subject + site: the dedup key
+  kind: IssueKind;
+  /** What it concerns: "bucket/key", a workstation file, a site, an upload. */
+  subject: string;
+  bucket?: string;
+  key?: string;
+  site?: string;
+  workstation?: string;
+  detail: string;
+  firstSeen: number;
+  lastSeen: number;
+  count: number;
+  state: IssueState;
+  resolvedAt?: number;
+  acknowledgedAt?: number;
+  acknowledgedBy?: string;
+}
+
+/** The reconciler's own state: the last full pass and where the current one is. */
+export interface ScrubStateRecord {
+  v: 1;
+  /** When the schedule started counting (first start), so a new install is not scrubbed at once. */
+  since: number;
+  lastFullPass?: PassSummary;
+  /** A full pass in progress: resumed from here after a restart. */
+  current?: { startedAt: number; bucket: string; after?: string; objects: number; bytes: number };
+}
+
+export interface PassSummary {
+  scope: string; // '' for the whole namespace, else "bucket" or "bucket/prefix"
+  startedAt: number;
+  finishedAt: number;
+  durationMs: number;
+  objects: number;
+  bytes: number;
+  problems: number;
+  repaired: number;
+  repairFailed: number;
+  orphansCleared: number;
+  uploadsAborted: number;
+}
+
+/** Where a workstation file is on its way in: seen → copying → stored → verified → cleared (or failed). */
+export type IngestState = 'seen' | 'copying' | 'stored' | 'verified' | 'cleared' | 'failed';
+
+export interface WorkstationFileRecord {
+  v: 1;
+  workstation: string;
+  /** Path inside the workstation's source directory, '/'-separated. */
+  path: string;
+  state: IngestState;
+  size: number;
+  mtimeMs: number;
+  /** Since when size and mtime have not changed. */
+  stableSince: number;
+  firstSeen: number;
+  updated: number;
+  bucket: string;
+  key: string;
+  sha256?: string;
+  verifiedAt?: number;
+  clearedAt?: number;
+  error?: string;
+}

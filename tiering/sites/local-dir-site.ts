@@ -125,6 +125,20 @@ export class LocalDirSite extends Site {
     }
   }
 
+  override async clearStaleTemp(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let n = 0;
+    for (const name of await readdir(this.tmpDir)) {
+      const path = join(this.tmpDir, name);
+      const st = await stat(path).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) {
+        await unlink(path).catch(() => undefined);
+        n++;
+      }
+    }
+    return n;
+  }
+
   async health(): Promise<boolean> {
     try {
       await stat(this.tmpDir);

@@ -51,6 +51,10 @@ export abstract class Site {
   list(): AsyncIterable<string> {
     return this._list();
   }
+  /** Remove temp files of writes started more than `olderThanMs` ago; resolves with how many. Backends without temp files have none. */
+  async clearStaleTemp(_olderThanMs: number): Promise<number> {
+    return 0;
+  }
   /** True when the site answers and accepts I/O. */
   abstract health(): Promise<boolean>;
   /** Bytes free for new blobs, if the backend can tell. */

@@ -1,0 +1,411 @@
+// FLOWS reconciliation end to end, against a real gateway process with local
+// sites on disk: damage is done to blob files (a replica deleted, a byte of a
+// shard flipped, a whole site emptied), a pass finds it, rebuilds it from
+// healthy copies only, and the issue list shows it opened and resolved;
+// what cannot be repaired stays open and nothing is deleted; the storage
+// sweep clears orphans after their grace period, stale temp files and
+// abandoned uploads; kill -9 mid-repair loses nothing and the pass resumes.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import t from 'tap';
+import type { IssueRecord, PassSummary, ReconcileStatus } from '../../tiering/index.js';
+import { ACCESS_KEY, MAIN, SECRET_KEY, removeDir, s3Client, startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
+import { basicAuth, blobsOn, forceTier, waitFor } from '../helpers/tiers.js';
+
+const exec = promisify(execFile);
+const PIECE = 65536;
+const SITES = ['hot', 'A', 'B', 'C'];
+
+interface Running {
+  gw: Gateway;
+  s3: S3Client;
+  restart(): Promise<void>;
+}
+
+async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, flows: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<Running> {
+  const dir = await tempDir();
+  const config = join(dir, 'config.json');
+  await writeFile(config, JSON.stringify({ tiering: { stripeSize: PIECE, workerInterval: '100ms', codeAfter: '1h' }, flows, ...extra }));
+  const start = () => startGateway({ dataDir: join(dir, 'data'), args: ['--config', config] });
+  const r: Running = { gw: await start(), s3: undefined as unknown as S3Client, restart: async () => {} };
+  r.s3 = s3Client(r.gw);
+  r.restart = async () => {
+    r.s3.destroy();
+    r.gw = await start();
+    r.s3 = s3Client(r.gw);
+  };
+  t.teardown(async () => {
+    for (const l of r.gw.logs) if (l.includes('"level":50')) process.stderr.write(`gateway: ${l.slice(0, 400)}\n`);
+    r.s3.destroy();
+    await r.gw.stop();
+    await removeDir(dir);
+  });
+  return r;
+}
+
+async function api<T>(gw: Gateway, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${gw.adminUrl}${path}`, {
+    method,
+    headers: { authorization: basicAuth, ...(body !== undefined && { 'content-type': 'application/json' }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+async function scrub(gw: Gateway, body: { bucket?: string; prefix?: string } = {}): Promise<PassSummary> {
+  const res = await api<PassSummary>(gw, 'POST', '/flows/scrub', body);
+  if (res.status !== 200) throw new Error(`scrub: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+async function issues(gw: Gateway, query = ''): Promise<IssueRecord[]> {
+  return (await api<{ issues: IssueRecord[] }>(gw, 'GET', `/flows/issues?limit=1000${query}`)).body.issues;
+}
+
+async function cli(gw: Gateway, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [MAIN, 'flows', ...args, '--admin', gw.adminUrl], {
+      env: { ...process.env, VALENTINE_ACCESS_KEY: ACCESS_KEY, VALENTINE_SECRET_KEY: SECRET_KEY },
+    });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout, err: e.stderr };
+  }
+}
+
+async function getBytes(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await res.Body!.transformToByteArray());
+}
+
+async function metric(gw: Gateway, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+/** Blobs a site holds on disk; none while its directory is away. */
+async function blobsNow(dataDir: string, site: string): Promise<{ path: string; size: number }[]> {
+  return blobsOn(dataDir, site).catch(() => []);
+}
+
+/** Put an object (and force it to `tier`); returns the paths of its blob on each site. */
+async function store(r: Running, bucket: string, key: string, data: Buffer, tier: 'replicated' | 'coded' | 'stub' = 'replicated'): Promise<Record<string, string>> {
+  const before = new Set((await Promise.all(SITES.map((s) => blobsNow(r.gw.dataDir, s)))).flat().map((b) => b.path));
+  await r.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: data }));
+  if (tier !== 'replicated') await forceTier(r.gw, tier === 'coded' ? 'code' : 'stub', bucket, key);
+  const out: Record<string, string> = {};
+  for (const s of SITES) {
+    const mine = (await blobsNow(r.gw.dataDir, s)).filter((b) => !before.has(b.path));
+    if (mine.length > 1) throw new Error(`${key}: ${mine.length} new blobs on ${s}`);
+    if (mine[0]) out[s] = mine[0].path;
+  }
+  return out;
+}
+
+async function flipByte(path: string, at?: number): Promise<void> {
+  const buf = await readFile(path);
+  const i = at ?? Math.floor(buf.length / 2);
+  buf[i] = buf[i]! ^ 0xff;
+  await writeFile(path, buf);
+}
+
+function find(list: IssueRecord[], kind: string, subject: string, site?: string): IssueRecord | undefined {
+  return list.find((i) => i.kind === kind && i.subject === subject && (site === undefined || i.site === site));
+}
+
+t.test('a deleted replica and a corrupt hot copy are found, rebuilt from a healthy copy, verified, and their issues resolve', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'scrub' }));
+  const data = randomBytes(3 * PIECE + 123);
+  const blobs = await store(r, 'scrub', 'replica', data);
+  t.same(Object.keys(blobs).sort(), ['A', 'B', 'hot'], 'replicated: hot + A + B');
+  await rm(blobs.A!);
+  await flipByte(blobs.hot!);
+
+  const pass = await scrub(r.gw);
+  t.equal(pass.objects, 1, 'one object checked');
+  t.equal(pass.problems, 2, 'two problems found');
+  t.equal(pass.repaired, 2, 'both repaired');
+  t.equal(pass.repairFailed, 0);
+  t.ok((await readFile(blobs.A!)).equals(data), 'replica on A rebuilt byte for byte');
+  t.ok((await readFile(blobs.hot!)).equals(data), 'hot copy rebuilt byte for byte');
+  t.ok((await readFile(blobs.B!)).equals(data), 'the healthy source untouched');
+
+  const list = await issues(r.gw);
+  const missing = find(list, 'missing-copy', 'scrub/replica', 'A');
+  const corrupt = find(list, 'checksum-mismatch', 'scrub/replica', 'hot');
+  t.equal(missing?.state, 'resolved', 'missing-copy on A: opened, then resolved');
+  t.equal(corrupt?.state, 'resolved', 'checksum-mismatch on hot: opened, then resolved');
+  t.equal(missing?.bucket, 'scrub');
+  t.ok(missing!.resolvedAt! >= missing!.firstSeen);
+  t.equal((await issues(r.gw, '&state=open')).length, 0, 'nothing open');
+
+  const again = await scrub(r.gw);
+  t.equal(again.problems, 0, 'the next pass finds nothing wrong');
+  t.ok((await getBytes(r.s3, 'scrub', 'replica')).equals(data), 'reads back byte-identical');
+  t.equal(await metric(r.gw, 'valentine_flows_repairs_total', 'what="copy",result="done"'), 2, 'repairs counted');
+});
+
+t.test('an object written while a replica site was away gets its missing replica once the site is back', async (t) => {
+  const r = await gatewayWith(t, {}, { replication: { replicas: 2, minReplicas: 1 } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'under' }));
+  const siteB = join(r.gw.dataDir, 'sites', 'B');
+  await rename(siteB, `${siteB}.away`);
+  const data = randomBytes(PIECE + 5);
+  const blobs = await store(r, 'under', 'k', data);
+  t.same(Object.keys(blobs).sort(), ['A', 'hot'], 'accepted with one replica');
+  const away = await scrub(r.gw);
+  t.equal(away.repaired, 0, 'nothing repaired while B is away');
+  t.equal(find(await issues(r.gw), 'site-unreachable', 'site B', 'B')?.state, 'open', 'site-unreachable raised for B');
+  await rename(`${siteB}.away`, siteB);
+
+  const pass = await scrub(r.gw);
+  t.equal(pass.repaired, 1, 'the missing replica written');
+  const onB = (await blobsOn(r.gw.dataDir, 'B')).map((b) => b.path);
+  t.equal(onB.length, 1, 'B holds the copy');
+  t.ok((await readFile(onB[0]!)).equals(data), 'byte for byte');
+  t.equal(find(await issues(r.gw), 'missing-copy', 'under/k', 'B')?.state, 'resolved', 'missing-copy on B opened and resolved');
+  t.equal(find(await issues(r.gw), 'site-unreachable', 'site B', 'B')?.state, 'resolved', 'site-unreachable resolved');
+  t.equal((await scrub(r.gw)).problems, 0, 'recorded: the next pass finds it whole');
+  await rm(blobs.A!);
+  await rm(blobs.hot!);
+  t.ok((await getBytes(r.s3, 'under', 'k')).equals(data), 'B serves it when the hot copy and A are lost');
+});
+
+t.test('a flipped byte in a shard is rebuilt from the two others and verified', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'shards' }));
+  const data = randomBytes(5 * PIECE + 999);
+  const blobs = await store(r, 'shards', 'stub', data, 'stub');
+  t.same(Object.keys(blobs).sort(), ['A', 'B', 'C'], 'stub: one shard on each of A, B, C, no hot copy');
+  const original = await readFile(blobs.B!);
+  await flipByte(blobs.B!, 10);
+
+  const pass = await scrub(r.gw, { bucket: 'shards' });
+  t.equal(pass.scope, 'shards');
+  t.equal(pass.problems, 1);
+  t.equal(pass.repaired, 1);
+  t.ok((await readFile(blobs.B!)).equals(original), 'shard on B rebuilt byte for byte');
+  const issue = find(await issues(r.gw, '&kind=checksum-mismatch'), 'checksum-mismatch', 'shards/stub', 'B');
+  t.equal(issue?.state, 'resolved', 'checksum-mismatch on B opened and resolved');
+  t.match(issue?.detail, /rebuilt and verified/);
+  t.ok((await getBytes(r.s3, 'shards', 'stub')).equals(data), 'reads back byte-identical');
+  t.equal(await metric(r.gw, 'valentine_flows_repairs_total', 'what="shard",result="done"'), 1);
+});
+
+t.test('a whole site removed and brought back empty: every shard it held is rebuilt', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'site' }));
+  const objects = new Map<string, { data: Buffer; c: Buffer; path: string }>();
+  for (let i = 0; i < 4; i++) {
+    const data = randomBytes(PIECE * (i + 1) + i);
+    const blobs = await store(r, 'site', `o${i}`, data, i % 2 === 0 ? 'coded' : 'stub');
+    objects.set(`o${i}`, { data, c: await readFile(blobs.C!), path: blobs.C! });
+  }
+  await r.gw.stop();
+  await rm(join(r.gw.dataDir, 'sites', 'C'), { recursive: true });
+  await r.restart();
+  t.same(await blobsOn(r.gw.dataDir, 'C'), [], 'site C is back, empty');
+
+  const pass = await scrub(r.gw);
+  t.equal(pass.problems, 4, 'four missing shards found');
+  t.equal(pass.repaired, 4, 'four rebuilt');
+  for (const [key, o] of objects) {
+    t.ok((await readFile(o.path)).equals(o.c), `${key}: parity shard on C rebuilt byte for byte`);
+    t.equal(find(await issues(r.gw), 'missing-copy', `site/${key}`, 'C')?.state, 'resolved', `${key}: missing-copy on C resolved`);
+    t.ok((await getBytes(r.s3, 'site', key)).equals(o.data), `${key}: reads back`);
+  }
+});
+
+t.test('two of three shards gone: repair-failed stays open, counted once per pass, nothing is deleted; a person acknowledges it', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'lost' }));
+  const blobs = await store(r, 'lost', 'two-gone', randomBytes(2 * PIECE + 7), 'stub');
+  const survivor = await readFile(blobs.C!);
+  await rm(blobs.A!);
+  await rm(blobs.B!);
+
+  const first = await cli(r.gw, 'scrub', 'lost');
+  t.equal(first.code, 1, 'the CLI exits 1 when a repair failed');
+  t.match(first.out, /1 repairs failed/);
+  await scrub(r.gw, { bucket: 'lost' });
+  const open = await issues(r.gw, '&state=open&kind=repair-failed');
+  t.equal(open.length, 1, 'one repair-failed issue, open');
+  t.equal(open[0]?.subject, 'lost/two-gone');
+  t.equal(open[0]?.count, 2, 'seen by two passes: one issue, count 2');
+  t.match(open[0]?.detail, /only 1 healthy shards/);
+  t.equal(find(await issues(r.gw), 'missing-copy', 'lost/two-gone', 'A')?.state, 'open', 'missing-copy on A stays open');
+  t.ok((await readFile(blobs.C!)).equals(survivor), 'the surviving shard is untouched');
+  t.equal((await stat(blobs.C!)).size, survivor.length);
+  const head = await fetch(`${r.gw.adminUrl}/flows/status`, { headers: { authorization: basicAuth } });
+  t.same(((await head.json()) as ReconcileStatus).openIssues['repair-failed'], 1, 'status counts it open');
+  t.equal(await metric(r.gw, 'valentine_flows_issues', 'kind="repair-failed",state="open"'), 1, 'metric: one open repair-failed');
+
+  const ack = await cli(r.gw, 'ack', open[0]!.id);
+  t.equal(ack.code, 0, ack.err);
+  t.match(ack.out, new RegExp(`${open[0]!.id} acknowledged by ${ACCESS_KEY}`));
+  t.equal((await issues(r.gw, '&state=acknowledged&kind=repair-failed')).length, 1, 'acknowledged');
+  const listed = await cli(r.gw, 'issues', '--kind', 'repair-failed');
+  t.match(listed.out, /acknowledged\s+repair-failed\s+x2\s+lost\/two-gone/, 'the CLI lists it');
+  t.equal((await api(r.gw, 'POST', `/flows/issues/${'0'.repeat(24)}/ack`)).status, 404, 'unknown issue: 404');
+});
+
+t.test('a read that skips a bad copy raises an issue, and the object is repaired without waiting for a pass', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'reads' }));
+  const data = randomBytes(2 * PIECE);
+  const blobs = await store(r, 'reads', 'k', data);
+  await flipByte(blobs.hot!);
+  t.ok((await getBytes(r.s3, 'reads', 'k')).equals(data), 'the read is served from a good replica');
+  await waitFor('the issue to be raised and resolved', async () => find(await issues(r.gw), 'checksum-mismatch', 'reads/k', 'hot')?.state === 'resolved', 10_000);
+  t.ok((await readFile(blobs.hot!)).equals(data), 'hot copy rebuilt');
+});
+
+t.test('storage sweep: orphan blobs after their grace period, stale temp files, abandoned multipart uploads', async (t) => {
+  const r = await gatewayWith(t, { orphanGrace: '1500ms', uploadMaxAge: '1s', tempMaxAge: '1h' });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'sweep' }));
+  const data = randomBytes(PIECE);
+  const kept = await store(r, 'sweep', 'kept', data, 'coded');
+  const orphan = join(r.gw.dataDir, 'sites', 'A', 'blobs', 'ab', `ab${'0'.repeat(30)}`);
+  await writeFile(orphan, 'left by a crash');
+  // A replica left on B after coding (its delete failed): same id as the hot copy, which the record still lists.
+  const hotName = kept.hot!.split('/').pop()!;
+  const leftover = join(r.gw.dataDir, 'sites', 'B', 'blobs', hotName.slice(0, 2), hotName);
+  await writeFile(leftover, data);
+  const tmp = join(r.gw.dataDir, 'sites', 'B', 'tmp');
+  await mkdir(tmp, { recursive: true });
+  await writeFile(join(tmp, 'old.1234'), 'stale');
+  await writeFile(join(tmp, 'fresh.5678'), 'in flight');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+  await utimes(join(tmp, 'old.1234'), twoHoursAgo, twoHoursAgo);
+  const up = await r.s3.send(new CreateMultipartUploadCommand({ Bucket: 'sweep', Key: 'abandoned' }));
+  await r.s3.send(new UploadPartCommand({ Bucket: 'sweep', Key: 'abandoned', UploadId: up.UploadId!, PartNumber: 1, Body: randomBytes(1000) }));
+  await new Promise((res) => setTimeout(res, 1100));
+
+  const first = await scrub(r.gw);
+  t.equal(first.uploadsAborted, 1, 'the abandoned upload is aborted');
+  t.equal((await r.s3.send(new ListMultipartUploadsCommand({ Bucket: 'sweep' }))).Uploads?.length ?? 0, 0, 'no upload left');
+  const stale = (await issues(r.gw, '&kind=stale-upload'))[0];
+  t.equal(stale?.state, 'resolved', 'stale-upload issue raised and resolved');
+  t.equal(stale?.key, 'abandoned');
+  t.equal(first.orphansCleared, 0, 'an orphan seen for the first time is kept (it may be a write in flight)');
+  t.ok(await stat(orphan).catch(() => undefined), 'orphan still there');
+  await t.rejects(stat(join(tmp, 'old.1234')), 'temp file older than an hour removed');
+  t.ok(await stat(join(tmp, 'fresh.5678')), 'recent temp file kept');
+
+  await new Promise((res) => setTimeout(res, 1600));
+  const second = await scrub(r.gw);
+  t.equal(second.orphansCleared, 2, 'past their grace period both orphans are cleared');
+  await t.rejects(stat(orphan), 'orphan gone');
+  await t.rejects(stat(leftover), 'the leftover replica gone');
+  for (const [site, path] of Object.entries(kept)) t.ok(await stat(path), `the object's blob on ${site} is kept`);
+  t.ok((await getBytes(r.s3, 'sweep', 'kept')).equals(data), 'the object reads back');
+  t.equal(await metric(r.gw, 'valentine_flows_orphans_cleared_total', 'site="A"'), 1, 'orphans counted per site');
+  t.equal(await metric(r.gw, 'valentine_flows_orphans_cleared_total', 'site="B"'), 1);
+});
+
+t.test('a pass holds its rate cap, shows progress and records the last full pass; CLI and auth', async (t) => {
+  const r = await gatewayWith(t, { scrub: { objectsPerSecond: 10 } }, { credentials: [{ accessKey: 'viewer', secretKey: 'viewer-secret-1', role: 'readonly' }] });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'rate' }));
+  for (let i = 0; i < 20; i++) await r.s3.send(new PutObjectCommand({ Bucket: 'rate', Key: `k${String(i).padStart(2, '0')}`, Body: randomBytes(100) }));
+  const pass = scrub(r.gw);
+  let seen: ReconcileStatus['running'];
+  await waitFor('progress', async () => {
+    seen = (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.running;
+    return seen !== undefined && seen.objects > 2;
+  });
+  t.equal(seen!.total, 20, 'status: total objects of the pass');
+  t.ok(seen!.progress > 0 && seen!.progress < 1, `status: progress ${seen!.progress}`);
+  t.ok((await metric(r.gw, 'valentine_flows_scrub_backlog_objects')) > 0, 'backlog metric while running');
+  const done = await pass;
+  t.equal(done.objects, 20);
+  t.ok(done.durationMs >= 1700, `20 objects at 10/s took ${done.durationMs} ms`);
+
+  const status = (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body;
+  t.equal(status.running, undefined, 'idle again');
+  t.equal(status.lastFullPass?.objects, 20, 'last full pass recorded');
+  t.ok(status.nextFullPassAt > Date.now() + 6 * 86_400_000, 'next full pass a week later by default');
+  t.ok((await metric(r.gw, 'valentine_flows_last_full_pass_timestamp_seconds')) > 0);
+  t.ok((await metric(r.gw, 'valentine_flows_last_full_pass_duration_seconds')) >= 1.7);
+  t.equal(await metric(r.gw, 'valentine_flows_scrub_objects_total'), 20);
+  const out = await cli(r.gw, 'status');
+  t.equal(out.code, 0, out.err);
+  t.match(out.out, /last full pass: 20 objects/);
+  t.match(out.out, /open issues: none/);
+
+  t.equal((await fetch(`${r.gw.adminUrl}/flows/issues`)).status, 401, 'no credentials: 401');
+  const viewer = `Basic ${Buffer.from('viewer:viewer-secret-1').toString('base64')}`;
+  t.equal((await fetch(`${r.gw.adminUrl}/flows/issues`, { headers: { authorization: viewer } })).status, 200, 'readonly may read');
+  t.equal((await fetch(`${r.gw.adminUrl}/flows/scrub`, { method: 'POST', headers: { authorization: viewer } })).status, 403, 'readonly may not scrub');
+  t.equal((await api(r.gw, 'GET', '/flows/issues?kind=nonsense')).status, 400, 'unknown kind: 400');
+  t.equal((await api(r.gw, 'POST', '/flows/scrub', { bucket: 'nope' })).status, 404, 'unknown bucket: 404');
+  const bad = await cli(r.gw, 'frobnicate');
+  t.equal(bad.code, 2, 'unknown subcommand: usage, exit 2');
+});
+
+t.test('full passes repeat on their schedule, each measured, and repair what they find', async (t) => {
+  const r = await gatewayWith(t, { scrub: { every: '2s' } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'sched' }));
+  const data = randomBytes(PIECE);
+  const blobs = await store(r, 'sched', 'k', data);
+  const status = async () => (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body;
+  await waitFor('a first scheduled pass', async () => (await status()).lastFullPass !== undefined, 15_000);
+  const first = (await status()).lastFullPass!;
+  t.equal(first.objects, 1, 'the scheduled pass covered the namespace');
+  t.ok(first.durationMs >= 0 && first.finishedAt >= first.startedAt, 'measured');
+  await rm(blobs.B!);
+  await waitFor('the next scheduled pass', async () => (await status()).lastFullPass!.finishedAt > first.finishedAt, 15_000);
+  await waitFor('the replica rebuilt', async () => (await readFile(blobs.B!).catch(() => Buffer.alloc(0))).equals(data), 15_000);
+  t.pass('the deleted replica was rebuilt by a scheduled pass');
+  const s = await status();
+  t.ok(s.nextFullPassAt <= s.lastFullPass!.finishedAt + 2000 + 50, 'the next one is due two seconds after the last ended');
+});
+
+t.test('kill -9 during repair: no object damaged, the pass resumes after restart and finishes the repairs', async (t) => {
+  const r = await gatewayWith(t, { scrub: { megabytesPerSecond: 4 } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
+  const objects = new Map<string, { data: Buffer; a: string }>();
+  for (let i = 0; i < 8; i++) {
+    const data = randomBytes(2 ** 20 + i);
+    const blobs = await store(r, 'crash', `o${i}`, data);
+    objects.set(`o${i}`, { data, a: blobs.A! });
+    await rm(blobs.A!);
+  }
+  const pass = scrub(r.gw).catch(() => undefined); // the connection dies with the gateway
+  await waitFor('the pass to be under way', async () => ((await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.running?.objects ?? 0) >= 5, 20_000);
+  await r.gw.kill();
+  await pass;
+  let rebuiltBefore = 0;
+  for (const o of objects.values()) {
+    const st = await stat(o.a).catch(() => undefined);
+    if (!st) continue;
+    rebuiltBefore++;
+    t.ok((await readFile(o.a)).equals(o.data), 'a replica present after the crash is whole');
+  }
+  t.ok(rebuiltBefore >= 1 && rebuiltBefore < 8, `${rebuiltBefore} of 8 rebuilt before the crash`);
+
+  await r.restart();
+  t.ok(r.gw.logs.some((l) => l.includes('resuming an interrupted full pass')), 'the interrupted pass resumes at start');
+  await waitFor('the resumed pass to finish', async () => (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.lastFullPass !== undefined, 30_000);
+  const last = (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.lastFullPass!;
+  t.equal(last.objects, 8, 'the resumed pass counts every object once over both runs');
+  for (const [key, o] of objects) {
+    t.ok((await readFile(o.a)).equals(o.data), `${key}: replica on A rebuilt`);
+    t.ok((await getBytes(r.s3, 'crash', key)).equals(o.data), `${key}: reads back`);
+  }
+  t.equal((await issues(r.gw, '&state=open')).length, 0, 'every issue resolved');
+});

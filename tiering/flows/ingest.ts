@@ -1,0 +1,373 @@
+// Workstation ingest: files that appear in a workstation's source directory
+// are copied into a bucket through the engine's write path, verified, and
+// then (per its clear-down policy, and only once the object has reached the
+// protection level the workstation asks for) moved to a done folder or
+// deleted. Ingest artefacts (*.tmp, ~$*, .DS_Store...) are deleted once they
+// have settled.
+//
+// Every step is recorded in the namespace as it happens:
+//   seen → copying → stored → verified → cleared     (failed: retried)
+// A source is only ever moved or deleted from the verified state, once the
+// engine's durable record is seen to hold its SHA-256 and after its
+// size and mtime are checked once more against what was verified, so a
+// crash (kill -9) at any point can leave work to redo but never a source
+// deleted that is not stored; start-up resumes from the recorded states.
+// A file is taken only once its size and mtime have not changed for the
+// settle time (a camera still writing is never half-copied); one that
+// changes during the copy is re-queued, not cleared (source-changed).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import type { Engine } from '../engine.js';
+import { EngineError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { keys } from '../namespace/keys.js';
+import type { Namespace } from '../namespace/namespace.js';
+import type { IngestState, ObjectRecord, WorkstationFileRecord } from '../namespace/records.js';
+import type { IssueLog } from './issues.js';
+import type { FlowsMetrics } from './metrics.js';
+
+export const DEFAULT_ARTEFACTS: readonly string[] = ['*.tmp', '*.part', '~$*', '.DS_Store', 'Thumbs.db', '*.crdownload'];
+export const INGEST_STATES: readonly IngestState[] = ['seen', 'copying', 'stored', 'verified', 'cleared', 'failed'];
+
+export interface WorkstationConfig {
+  name: string;
+  /** A local directory or a mounted share. */
+  source: string;
+  bucket: string;
+  /** Prepended to the file's path inside `source` to make its key. */
+  prefix: string;
+  /** Glob patterns (on the file name) of files to take. */
+  include: readonly string[];
+  /** Glob patterns of ingest artefacts to delete. */
+  artefacts: readonly string[];
+  clearDown: 'keep' | 'move' | 'delete';
+  /** The object's protection that must be reached before its source is cleared. */
+  protection: 'replicated' | 'coded';
+  /** Where `move` puts cleared files (default `<source>/done`); never scanned. */
+  doneDir: string;
+  settleMs: number;
+}
+
+export interface IngestParts {
+  engine: Engine;
+  namespace: Namespace;
+  issues: IssueLog;
+  metrics: FlowsMetrics;
+  log: Logger;
+  workstations: readonly WorkstationConfig[];
+  /** Pause between scans of every workstation. */
+  intervalMs: number;
+  /** Files copied at once per workstation. */
+  concurrency: number;
+  /** How long the state of a cleared file is kept (what /flows/workstations counts); the totals are counters. */
+  historyMs: number;
+}
+
+export interface WorkstationSummary {
+  name: string;
+  source: string;
+  target: string;
+  clearDown: WorkstationConfig['clearDown'];
+  protection: WorkstationConfig['protection'];
+  files: Record<IngestState, number>;
+  bytes: Record<IngestState, number>;
+  lastActivity?: number;
+  /** Why the last scan of the source failed, if it did. */
+  error?: string;
+}
+
+/** A glob on a file name: `*` any run, `?` one character; everything else literal. */
+export function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`, 's');
+}
+
+class SourceChanged extends Error {}
+
+function protectionReached(rec: ObjectRecord, level: WorkstationConfig['protection']): boolean {
+  if (rec.tier === 'coded' || rec.tier === 'stub') return true;
+  return level === 'replicated' && !rec.underReplicated;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export class Ingest {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private readonly include: Map<string, RegExp[]>;
+  private readonly artefacts: Map<string, RegExp[]>;
+  private readonly scanErrors = new Map<string, string>();
+
+  constructor(private readonly p: IngestParts) {
+    this.include = new Map(p.workstations.map((w) => [w.name, w.include.map(globToRegExp)]));
+    this.artefacts = new Map(p.workstations.map((w) => [w.name, w.artefacts.map(globToRegExp)]));
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.publish();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One scan of every workstation now (also what the timer runs). */
+  runOnce(): Promise<void> {
+    this.running ??= (async () => {
+      for (const ws of this.p.workstations) {
+        if (this.stopped) break;
+        try {
+          await this.scan(ws);
+          this.scanErrors.delete(ws.name);
+        } catch (err) {
+          this.scanErrors.set(ws.name, (err as Error).message);
+          this.p.log.warn({ workstation: ws.name, err: String(err) }, 'workstation scan failed');
+        }
+      }
+      await this.publish();
+    })().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.runOnce()
+        .catch((err) => this.p.log.error({ err: String(err) }, 'ingest pass failed'))
+        .finally(() => this.schedule(this.p.intervalMs));
+    }, ms);
+    this.timer.unref();
+  }
+
+  async summaries(): Promise<WorkstationSummary[]> {
+    const out: WorkstationSummary[] = [];
+    for (const ws of this.p.workstations) {
+      const files = Object.fromEntries(INGEST_STATES.map((s) => [s, 0])) as Record<IngestState, number>;
+      const bytes = { ...files };
+      let lastActivity: number | undefined;
+      for await (const f of this.p.namespace.workstationFiles(ws.name)) {
+        files[f.state]++;
+        bytes[f.state] += f.size;
+        lastActivity = Math.max(lastActivity ?? 0, f.updated);
+      }
+      const error = this.scanErrors.get(ws.name);
+      out.push({
+        name: ws.name,
+        source: ws.source,
+        target: `${ws.bucket}/${ws.prefix}`,
+        clearDown: ws.clearDown,
+        protection: ws.protection,
+        files,
+        bytes,
+        ...(lastActivity !== undefined && { lastActivity }),
+        ...(error && { error }),
+      });
+    }
+    return out;
+  }
+
+  private async publish(): Promise<void> {
+    for (const s of await this.summaries()) {
+      for (const state of INGEST_STATES) {
+        this.p.metrics.ingestFiles.set({ workstation: s.name, state }, s.files[state]);
+        this.p.metrics.ingestBytes.set({ workstation: s.name, state }, s.bytes[state]);
+      }
+    }
+  }
+
+  /**
+   * Not fsynced: no decision rests on this record alone. A source is only
+   * cleared after the engine's own (durable) record is checked to hold its
+   * bytes, so a state lost in a crash means work redone, never a loss.
+   */
+  private async save(rec: WorkstationFileRecord): Promise<void> {
+    rec.updated = Date.now();
+    await this.p.namespace.batch([{ type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec }], false);
+  }
+
+  /** Walk the source once: note new and changed files, take settled ones, clear verified ones. */
+  private async scan(ws: WorkstationConfig): Promise<void> {
+    const found = new Map<string, { abs: string; size: number; mtimeMs: number }>();
+    const artefacts: { abs: string; mtimeMs: number }[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const ent of await readdir(dir, { withFileTypes: true })) {
+        const abs = join(dir, ent.name);
+        if (ent.isDirectory()) {
+          if (abs !== ws.doneDir) await walk(abs);
+          continue;
+        }
+        if (!ent.isFile()) continue;
+        const st = await stat(abs).catch(() => undefined);
+        if (!st) continue; // gone meanwhile
+        if (this.artefacts.get(ws.name)!.some((re) => re.test(ent.name))) artefacts.push({ abs, mtimeMs: st.mtimeMs });
+        else if (this.include.get(ws.name)!.some((re) => re.test(ent.name))) found.set(relative(ws.source, abs).split(sep).join('/'), { abs, size: st.size, mtimeMs: st.mtimeMs });
+      }
+    };
+    await walk(ws.source);
+    const now = Date.now();
+    for (const a of artefacts) if (now - a.mtimeMs >= ws.settleMs) await unlink(a.abs).catch(() => undefined);
+
+    const due: { rec: WorkstationFileRecord; abs: string }[] = [];
+    const known = new Set<string>();
+    for await (const rec of this.p.namespace.workstationFiles(ws.name)) {
+      known.add(rec.path);
+      const f = found.get(rec.path);
+      if (!f) {
+        // Gone from the source: cleared by us (a crash may have come before the record said so), or by someone else.
+        if (rec.state === 'verified' && ws.clearDown !== 'keep') await this.save({ ...rec, state: 'cleared', clearedAt: now });
+        else if (rec.state === 'cleared' ? now - (rec.clearedAt ?? rec.updated) > this.p.historyMs : rec.state !== 'verified') {
+          // History past its keep, or a file taken away before it was stored: nothing left to track.
+          if (rec.state !== 'cleared') this.p.log.warn({ workstation: ws.name, path: rec.path, state: rec.state }, 'file left the workstation before it was stored');
+          await this.p.namespace.batch([{ type: 'del', key: keys.workstationFile(ws.name, rec.path) }], false);
+        }
+        continue;
+      }
+      if (f.size !== rec.size || f.mtimeMs !== rec.mtimeMs) {
+        if (rec.state === 'stored' || rec.state === 'verified') {
+          await this.sourceChanged(ws, rec, `changed after it was copied (size ${rec.size} → ${f.size})`);
+        }
+        await this.save({ ...rec, state: 'seen', size: f.size, mtimeMs: f.mtimeMs, stableSince: now });
+        continue;
+      }
+      if (rec.state === 'cleared' && ws.clearDown !== 'keep') {
+        // Cleared before, yet here with the same size and mtime: a crash between clear-down and the record; the object is safe.
+        continue;
+      }
+      due.push({ rec, abs: f.abs });
+    }
+    for (const [path, f] of found) {
+      if (known.has(path)) continue;
+      await this.save({
+        v: 1,
+        workstation: ws.name,
+        path,
+        state: 'seen',
+        size: f.size,
+        mtimeMs: f.mtimeMs,
+        stableSince: now,
+        firstSeen: now,
+        updated: now,
+        bucket: ws.bucket,
+        key: `${ws.prefix}${path}`,
+      });
+    }
+    // Settled files, a few at a time.
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length && !this.stopped) {
+        const item = due[next++]!;
+        await this.advance(ws, item.rec, item.abs).catch((err) => this.p.log.warn({ workstation: ws.name, path: item.rec.path, err: String(err) }, 'ingest step failed'));
+      }
+    };
+    await Promise.all(Array.from({ length: this.p.concurrency }, worker));
+  }
+
+  /** Move one settled file on as far as it can go now. */
+  private async advance(ws: WorkstationConfig, rec: WorkstationFileRecord, abs: string): Promise<void> {
+    if (rec.state === 'cleared' || (rec.state === 'verified' && ws.clearDown === 'keep')) return;
+    if (Date.now() - rec.stableSince < ws.settleMs) return;
+    let cur = rec;
+    if (cur.state === 'seen' || cur.state === 'copying' || cur.state === 'failed' || cur.state === 'stored') {
+      const copied = await this.copy(ws, cur, abs);
+      if (!copied) return;
+      cur = copied;
+    }
+    if (cur.state === 'verified' && ws.clearDown !== 'keep') await this.clearDown(ws, cur, abs);
+  }
+
+  /** Copy (unless the object already holds these bytes), then verify by re-reading the source. */
+  private async copy(ws: WorkstationConfig, rec: WorkstationFileRecord, abs: string): Promise<WorkstationFileRecord | undefined> {
+    const subject = `${ws.name}:${rec.path}`;
+    let cur: WorkstationFileRecord = { ...rec, state: 'copying' };
+    delete cur.error;
+    await this.save(cur);
+    let stored: ObjectRecord;
+    try {
+      const existing = await this.p.engine.headObject(ws.bucket, cur.key).catch((err) => {
+        if (err instanceof EngineError && err.code === 'NO_SUCH_KEY') return undefined;
+        throw err;
+      });
+      if (existing?.sha256 && existing.size === cur.size && existing.sha256 === (await sha256File(abs))) {
+        stored = existing; // already stored with the same checksum: not stored twice
+      } else {
+        stored = await this.p.engine.putObject(ws.bucket, cur.key, createReadStream(abs), {
+          meta: { 'flows-workstation': ws.name, 'flows-source-path': encodeURIComponent(cur.path), 'flows-source-mtime': String(Math.round(cur.mtimeMs)) },
+          expectedSize: cur.size,
+          beforeCommit: async (d) => {
+            const st = await stat(abs);
+            if (st.size !== cur.size || st.mtimeMs !== cur.mtimeMs || d.size !== cur.size) throw new SourceChanged('the file changed while it was copied');
+            return {};
+          },
+        });
+      }
+    } catch (err) {
+      if (err instanceof SourceChanged || (err instanceof EngineError && err.code === 'INCOMPLETE_BODY')) {
+        await this.sourceChanged(ws, cur, (err as Error).message);
+        await this.save({ ...cur, state: 'seen', stableSince: Date.now() });
+        return undefined;
+      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined; // gone; the next scan notes it
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'EISDIR') {
+        await this.p.issues.raise({ kind: 'source-unreadable', subject, workstation: ws.name, bucket: ws.bucket, key: cur.key, detail: (err as Error).message });
+      }
+      await this.save({ ...cur, state: 'failed', error: (err as Error).message });
+      throw err;
+    }
+    cur = { ...cur, state: 'stored', sha256: stored.sha256! };
+    await this.save(cur);
+    // Verify: the source, read again, must hash to what the object holds.
+    const again = await sha256File(abs);
+    const st = await stat(abs);
+    if (again !== stored.sha256 || st.size !== cur.size || st.mtimeMs !== cur.mtimeMs) {
+      await this.sourceChanged(ws, cur, 'the file read back differs from the stored object');
+      await this.save({ ...cur, state: 'seen', size: st.size, mtimeMs: st.mtimeMs, stableSince: Date.now() });
+      return undefined;
+    }
+    const now = Date.now();
+    cur = { ...cur, state: 'verified', verifiedAt: now };
+    await this.save(cur);
+    this.p.metrics.ingestSeconds.observe({ workstation: ws.name }, (now - cur.stableSince) / 1000);
+    this.p.metrics.ingestedFiles.inc({ workstation: ws.name });
+    this.p.metrics.ingestedBytes.inc({ workstation: ws.name }, cur.size);
+    await this.p.issues.resolveAll(['source-changed', 'source-unreadable'], subject, [''], 'stored and verified');
+    return cur;
+  }
+
+  private async sourceChanged(ws: WorkstationConfig, rec: WorkstationFileRecord, detail: string): Promise<void> {
+    await this.p.issues.raise({ kind: 'source-changed', subject: `${ws.name}:${rec.path}`, workstation: ws.name, bucket: ws.bucket, key: rec.key, detail });
+  }
+
+  /** Move or delete a verified source once its object is protected as the workstation asks. */
+  private async clearDown(ws: WorkstationConfig, rec: WorkstationFileRecord, abs: string): Promise<void> {
+    const obj = await this.p.engine.headObject(ws.bucket, rec.key).catch(() => undefined);
+    if (!obj || obj.sha256 !== rec.sha256) {
+      // The object was overwritten or deleted since: store this file again.
+      await this.save({ ...rec, state: 'seen' });
+      return;
+    }
+    if (!protectionReached(obj, ws.protection)) return; // not yet: the next scan looks again
+    const st = await stat(abs).catch(() => undefined);
+    if (!st) return;
+    if (st.size !== rec.size || st.mtimeMs !== rec.mtimeMs) return; // changed: the next scan re-queues it
+    if (ws.clearDown === 'move') {
+      const to = join(ws.doneDir, ...rec.path.split('/'));
+      await mkdir(dirname(to), { recursive: true });
+      await rename(abs, to);
+    } else {
+      await unlink(abs);
+    }
+    await this.save({ ...rec, state: 'cleared', clearedAt: Date.now() });
+  }
+}

@@ -1,0 +1,491 @@
+// The reconciler: walks the namespace at a capped rate and checks every
+// object against its record (full copies block by block, shards stripe by
+// stripe), rebuilds what is missing or corrupt from healthy copies only,
+// and keeps the issue log in step: a problem found raises an issue, a
+// repair verified by read-back resolves it. A full pass also clears the
+// storage side (orphan blobs, stale temp files, abandoned uploads; see
+// orphans.ts). Full passes run on a schedule and on demand; a pass
+// interrupted by a crash resumes from its persisted cursor.
+//
+// Failure policy: nothing is ever deleted because it looks bad; a bad copy
+// is only ever overwritten by verified bytes. A site that is down is
+// reported (site-unreachable) and its copies are neither judged nor
+// rebuilt until it is back.
+import type { Engine } from '../engine.js';
+import { Codec } from '../erasure/codec.js';
+import { readCoded } from '../erasure/decoder.js';
+import { KeyLock } from '../key-lock.js';
+import type { Logger } from '../log.js';
+import { keys } from '../namespace/keys.js';
+import type { Namespace } from '../namespace/namespace.js';
+import type { IssueKind, ObjectRecord, PassSummary, ScrubStateRecord, Segment } from '../namespace/records.js';
+import { readSegments } from '../read/segment-reader.js';
+import type { Site } from '../sites/site.js';
+import type { IssueLog } from './issues.js';
+import type { FlowsMetrics } from './metrics.js';
+import { sweepStorage } from './orphans.js';
+import { checkCopy, checkShard, rebuildShards, rewriteCopy, type Finding, type Pace } from './repair.js';
+
+export interface ReconcileOptions {
+  /** Caps, so a pass never starves client traffic. */
+  objectsPerSecond: number;
+  bytesPerSecond: number;
+  /** A full pass starts this long after the last one finished. */
+  fullPassEveryMs: number;
+  /** A blob no record points to is deleted once it has been seen so for this long. */
+  orphanGraceMs: number;
+  /** Multipart uploads older than this are aborted. */
+  uploadMaxAgeMs: number;
+  /** Temp files of writes older than this are removed. */
+  tempMaxAgeMs: number;
+}
+
+export const DEFAULT_RECONCILE_OPTIONS: ReconcileOptions = {
+  objectsPerSecond: 200,
+  bytesPerSecond: 200 * 2 ** 20,
+  fullPassEveryMs: 7 * 86_400_000,
+  orphanGraceMs: 3_600_000,
+  uploadMaxAgeMs: 7 * 86_400_000,
+  tempMaxAgeMs: 3_600_000,
+};
+
+export interface ReconcilerParts {
+  engine: Engine;
+  namespace: Namespace;
+  hot: Site;
+  /** Full-replica sites of a replicated object, in order (A, B). */
+  replicas: Site[];
+  sites: Site[];
+  issues: IssueLog;
+  metrics: FlowsMetrics;
+  log: Logger;
+  options: ReconcileOptions;
+}
+
+export interface Scope {
+  bucket?: string;
+  prefix?: string;
+}
+
+export interface ReconcileStatus {
+  running?: { scope: string; startedAt: number; objects: number; bytes: number; total: number; progress: number };
+  /** Passes waiting for the one running. */
+  queued: number;
+  lastFullPass?: PassSummary;
+  lastPass?: PassSummary;
+  nextFullPassAt: number;
+  /** Objects reported bad by reads, waiting for a check. */
+  pendingChecks: number;
+  openIssues: Record<string, number>;
+}
+
+/** What checking one object found and did. */
+interface ObjectOutcome {
+  bytes: number;
+  problems: number;
+  repaired: number;
+  repairFailed: number;
+}
+
+const COPY_KINDS: readonly IssueKind[] = ['missing-copy', 'checksum-mismatch'];
+const PERSIST_EVERY_MS = 1000;
+
+function scopeName(s: Scope): string {
+  return s.bucket === undefined ? '' : s.prefix ? `${s.bucket}/${s.prefix}` : s.bucket;
+}
+
+function subjectOf(rec: Pick<ObjectRecord, 'bucket' | 'key'>): string {
+  return `${rec.bucket}/${rec.key}`;
+}
+
+export class Reconciler {
+  private readonly siteByName: Map<string, Site>;
+  private readonly codecs = new Map<string, Codec>();
+  private readonly objectLocks = new KeyLock();
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private running: ReconcileStatus['running'];
+  private lastPass: PassSummary | undefined;
+  private state!: ScrubStateRecord;
+  private stopped = true;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly orphanSeen = new Map<string, number>();
+  private readonly soon = new Map<string, { bucket: string; key: string }>();
+  private soonRunning: Promise<void> | undefined;
+  /** Rate limiting: work done since `paceStart`. */
+  private paceStart = 0;
+  private paceObjects = 0;
+  private paceBytes = 0;
+
+  constructor(private readonly p: ReconcilerParts) {
+    this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
+  }
+
+  /** Loads the persisted state; resumes an interrupted full pass; schedules the next. */
+  async start(): Promise<void> {
+    this.state = (await this.p.namespace.getFlows<ScrubStateRecord>(keys.flowsState('scrub'))) ?? { v: 1, since: Date.now() };
+    await this.saveState();
+    if (this.state.lastFullPass) this.publishLastFull(this.state.lastFullPass);
+    this.stopped = false;
+    if (this.state.current) {
+      this.p.log.info({ bucket: this.state.current.bucket, after: this.state.current.after }, 'resuming an interrupted full pass');
+      void this.enqueue({}).catch((err) => this.p.log.error({ err: String(err) }, 'full pass failed'));
+    }
+    this.scheduleNext();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.tail.catch(() => undefined);
+    await this.soonRunning;
+  }
+
+  /** Run a pass over `scope` (all of the namespace when empty) after any pass already running; resolves with its summary. */
+  scrub(scope: Scope = {}): Promise<PassSummary> {
+    return this.enqueue(scope);
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    return (await this.p.namespace.getBucket(bucket)) !== undefined;
+  }
+
+  /** A read found a bad copy of this object: check and repair it soon, outside any pass. */
+  checkSoon(bucket: string, key: string): void {
+    this.soon.set(`${bucket}\0${key}`, { bucket, key });
+    if (this.soonRunning || this.stopped) return;
+    this.soonRunning = (async () => {
+      while (this.soon.size > 0 && !this.stopped) {
+        const [id, o] = this.soon.entries().next().value as [string, { bucket: string; key: string }];
+        this.soon.delete(id);
+        try {
+          const rec = await this.p.namespace.getObject(o.bucket, o.key);
+          if (rec) await this.checkObject(rec, await this.checkSites(), async () => undefined);
+        } catch (err) {
+          this.p.log.warn({ ...o, err: String(err) }, 'check after a bad read failed');
+        }
+      }
+    })().finally(() => (this.soonRunning = undefined));
+  }
+
+  status(): ReconcileStatus {
+    return {
+      ...(this.running && { running: { ...this.running } }),
+      queued: this.queued,
+      ...(this.state.lastFullPass && { lastFullPass: this.state.lastFullPass }),
+      ...(this.lastPass && { lastPass: this.lastPass }),
+      nextFullPassAt: this.nextFullPassAt(),
+      pendingChecks: this.soon.size,
+      openIssues: this.p.issues.openByKind(),
+    };
+  }
+
+  private nextFullPassAt(): number {
+    return (this.state.lastFullPass?.finishedAt ?? this.state.since) + this.p.options.fullPassEveryMs;
+  }
+
+  /** Arm the timer for the next full pass; `floor` keeps a due-but-busy check from spinning. */
+  private scheduleNext(floor = 0): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    // setTimeout holds at most ~24.8 days; re-check at least daily.
+    const wait = Math.max(Math.min(Math.max(this.nextFullPassAt() - Date.now(), 0), 86_400_000), floor);
+    this.timer = setTimeout(() => {
+      if (Date.now() < this.nextFullPassAt()) this.scheduleNext();
+      else if (this.running || this.queued > 0) this.scheduleNext(60_000); // a pass is under way: look again later
+      else {
+        // A failed pass is retried after a while, not at once.
+        void this.enqueue({}).catch((err) => {
+          this.p.log.error({ err: String(err) }, 'scheduled full pass failed');
+          this.scheduleNext(3_600_000);
+        });
+      }
+    }, wait);
+    this.timer.unref();
+  }
+
+  private enqueue(scope: Scope): Promise<PassSummary> {
+    this.queued++;
+    const run = this.tail.catch(() => undefined).then(() => {
+      this.queued--;
+      return this.runPass(scope);
+    });
+    this.tail = run;
+    return run;
+  }
+
+  private async saveState(): Promise<void> {
+    await this.p.namespace.batch([{ type: 'put', key: keys.flowsState('scrub'), value: this.state }]);
+  }
+
+  private publishLastFull(s: PassSummary): void {
+    this.p.metrics.lastFullPassTime.set(s.finishedAt / 1000);
+    this.p.metrics.lastFullPassDuration.set(s.durationMs / 1000);
+  }
+
+  /** Sleep as long as it takes to keep the work since the pass began under both caps. */
+  private readonly pace: Pace = async (bytes) => {
+    this.paceBytes += bytes;
+    const { objectsPerSecond, bytesPerSecond } = this.p.options;
+    const due = Math.max(this.paceObjects / objectsPerSecond, this.paceBytes / bytesPerSecond) * 1000;
+    const ahead = due - (performance.now() - this.paceStart);
+    if (ahead > 5) await new Promise((r) => setTimeout(r, ahead));
+  };
+
+  private async runPass(scope: Scope): Promise<PassSummary> {
+    if (this.stopped) throw new Error('the reconciler is stopped');
+    const full = scope.bucket === undefined;
+    const resume = full ? this.state.current : undefined;
+    const startedAt = resume?.startedAt ?? Date.now();
+    const t0 = performance.now();
+    const summary: PassSummary = {
+      scope: scopeName(scope),
+      startedAt,
+      finishedAt: 0,
+      durationMs: 0,
+      objects: resume?.objects ?? 0,
+      bytes: resume?.bytes ?? 0,
+      problems: 0,
+      repaired: 0,
+      repairFailed: 0,
+      orphansCleared: 0,
+      uploadsAborted: 0,
+    };
+    const down = await this.checkSites();
+    const buckets = scope.bucket !== undefined ? [scope.bucket] : (await this.p.engine.listBuckets()).map((b) => b.name).sort();
+    const total = summary.objects + (await this.countObjects(buckets, scope.prefix ?? '', resume));
+    this.running = { scope: summary.scope, startedAt, objects: summary.objects, bytes: summary.bytes, total, progress: 0 };
+    this.paceStart = performance.now();
+    this.paceObjects = 0;
+    this.paceBytes = 0;
+    let savedAt = performance.now();
+    if (full) {
+      this.state.current = { startedAt, bucket: resume?.bucket ?? buckets[0] ?? '', objects: summary.objects, bytes: summary.bytes, ...(resume?.after !== undefined && { after: resume.after }) };
+      await this.saveState();
+    }
+    try {
+      for (const bucket of buckets) {
+        if (resume && bucket < resume.bucket) continue;
+        let after = resume && bucket === resume.bucket ? resume.after : undefined;
+        for (;;) {
+          if (this.stopped) throw new Error('the reconciler stopped during a pass');
+          const page = await this.p.engine.listObjects(bucket, { prefix: scope.prefix ?? '', maxKeys: 100, ...(after !== undefined && { after }) }).catch((err) => {
+            if ((err as { code?: string }).code === 'NO_SUCH_BUCKET') return undefined; // deleted meanwhile
+            throw err;
+          });
+          if (!page) break;
+          for (const rec of page.objects) {
+            if (this.stopped) throw new Error('the reconciler stopped during a pass');
+            this.paceObjects++;
+            const out = await this.checkObject(rec, down, this.pace);
+            summary.objects++;
+            summary.bytes += out.bytes;
+            summary.problems += out.problems;
+            summary.repaired += out.repaired;
+            summary.repairFailed += out.repairFailed;
+            this.p.metrics.scrubObjects.inc();
+            this.p.metrics.scrubBytes.inc(out.bytes);
+            this.running = { ...this.running, objects: summary.objects, bytes: summary.bytes, progress: total > 0 ? Math.min(summary.objects / total, 1) : 1 };
+            this.p.metrics.scrubProgress.set(this.running.progress);
+            this.p.metrics.scrubBacklog.set(Math.max(total - summary.objects, 0));
+            if (full && performance.now() - savedAt > PERSIST_EVERY_MS) {
+              this.state.current = { startedAt, bucket, after: rec.key, objects: summary.objects, bytes: summary.bytes };
+              await this.saveState();
+              savedAt = performance.now();
+            }
+          }
+          if (!page.isTruncated || page.last === undefined) break;
+          after = page.last;
+        }
+      }
+      if (full) {
+        const swept = await sweepStorage({ ...this.p, down, orphanSeen: this.orphanSeen });
+        summary.orphansCleared = swept.orphansCleared;
+        summary.uploadsAborted = swept.uploadsAborted;
+      }
+    } finally {
+      this.running = undefined;
+      this.p.metrics.scrubProgress.set(1);
+      this.p.metrics.scrubBacklog.set(0);
+    }
+    summary.finishedAt = Date.now();
+    summary.durationMs = resume ? summary.finishedAt - startedAt : Math.round(performance.now() - t0);
+    this.lastPass = summary;
+    if (full) {
+      const { current: _, ...rest } = this.state;
+      this.state = { ...rest, lastFullPass: summary };
+      await this.saveState();
+      this.publishLastFull(summary);
+      this.scheduleNext();
+    }
+    this.p.log.info({ ...summary }, 'reconciler pass finished');
+    return summary;
+  }
+
+  private async countObjects(buckets: string[], prefix: string, resume: ScrubStateRecord['current']): Promise<number> {
+    let n = 0;
+    for (const bucket of buckets) {
+      if (resume && bucket < resume.bucket) continue;
+      let after = resume && bucket === resume.bucket ? resume.after : undefined;
+      for (;;) {
+        const page = await this.p.engine.listObjects(bucket, { prefix, maxKeys: 1000, ...(after !== undefined && { after }) }).catch(() => undefined);
+        if (!page) break;
+        n += page.objects.length;
+        if (!page.isTruncated || page.last === undefined) break;
+        after = page.last;
+      }
+    }
+    return n;
+  }
+
+  /** Sites that are down now; each raises (or resolves) a site-unreachable issue. */
+  private async checkSites(): Promise<Set<string>> {
+    const health = await this.p.engine.checkHealth();
+    const down = new Set<string>();
+    for (const [site, up] of Object.entries(health)) {
+      if (up) await this.p.issues.resolve('site-unreachable', `site ${site}`, site, 'the site answers again');
+      else {
+        down.add(site);
+        await this.p.issues.raise({ kind: 'site-unreachable', subject: `site ${site}`, site, detail: `site ${site} does not answer; its copies are not checked` });
+      }
+    }
+    return down;
+  }
+
+  private codecFor(k: number, m: number): Codec {
+    const id = `${k}+${m}`;
+    let c = this.codecs.get(id);
+    if (!c) this.codecs.set(id, (c = new Codec(k, m)));
+    return c;
+  }
+
+  /** Check one object and repair what can be repaired. Never throws for what it finds. */
+  checkObject(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace): Promise<ObjectOutcome> {
+    return this.objectLocks.run(subjectOf(rec), async () => {
+      const out: ObjectOutcome = { bytes: 0, problems: 0, repaired: 0, repairFailed: 0 };
+      const counted: Pace = async (n) => {
+        out.bytes += n;
+        await pace(n);
+      };
+      // The record may have changed since the listing read it.
+      const cur = await this.p.namespace.getObject(rec.bucket, rec.key);
+      if (!cur || cur.etag !== rec.etag || cur.lastModified !== rec.lastModified) return out;
+      await this.checkCopies(cur, down, counted, out);
+      await this.checkShards(cur, down, counted, out);
+      await this.restoreReplicas(cur, down, counted, out);
+      if (out.repairFailed === 0) await this.p.issues.resolve('repair-failed', subjectOf(cur), undefined, 'every copy and shard is healthy again');
+      return out;
+    });
+  }
+
+  private async raise(rec: ObjectRecord, kind: IssueKind, site: string, detail: string, out: ObjectOutcome): Promise<void> {
+    out.problems++;
+    await this.p.issues.raise({ kind, subject: subjectOf(rec), bucket: rec.bucket, key: rec.key, site, detail });
+  }
+
+  private async repairFailed(rec: ObjectRecord, what: string, detail: string, out: ObjectOutcome): Promise<void> {
+    out.repairFailed++;
+    this.p.metrics.repairs.inc({ what, result: 'failed' });
+    this.p.log.warn({ bucket: rec.bucket, key: rec.key, what, detail }, 'repair failed');
+    await this.p.issues.raise({ kind: 'repair-failed', subject: subjectOf(rec), bucket: rec.bucket, key: rec.key, detail });
+  }
+
+  private async repaired(rec: ObjectRecord, what: string, site: string, out: ObjectOutcome): Promise<void> {
+    out.repaired++;
+    this.p.metrics.repairs.inc({ what, result: 'done' });
+    this.p.log.info({ bucket: rec.bucket, key: rec.key, what, site }, 'repaired');
+    await this.p.issues.resolveAll(COPY_KINDS, subjectOf(rec), [site], `rebuilt and verified at ${new Date().toISOString()}`);
+  }
+
+  private async judge(rec: ObjectRecord, site: string, f: Finding, out: ObjectOutcome): Promise<boolean> {
+    if (f.state === 'ok') {
+      await this.p.issues.resolveAll(COPY_KINDS, subjectOf(rec), [site], 'found healthy');
+      return true;
+    }
+    await this.raise(rec, f.state === 'missing' ? 'missing-copy' : 'checksum-mismatch', site, f.detail, out);
+    return false;
+  }
+
+  /** Full copies (hot tier and replicas): each segment on each site that should hold it. */
+  private async checkCopies(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
+    const sites = rec.copies.filter((n) => !down.has(n)).map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
+    for (const [i, seg] of rec.segments.entries()) {
+      // Copies live on different sites (disks): read them side by side.
+      const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, pace)));
+      const good: Site[] = [];
+      const bad: Site[] = [];
+      for (const [j, site] of sites.entries()) ((await this.judge(rec, site.name, findings[j]!, out)) ? good : bad).push(site);
+      for (const target of bad) await this.repairCopy(rec, i, seg, target, good, pace, out);
+    }
+  }
+
+  private async repairCopy(rec: ObjectRecord, index: number, seg: Segment, target: Site, good: Site[], pace: Pace, out: ObjectOutcome): Promise<boolean> {
+    const offset = rec.segments.slice(0, index).reduce((n, s) => n + s.size, 0);
+    const source = good[0]
+      ? readSegments([seg], [good[0]], { start: 0, end: seg.size }, () => undefined)
+      : rec.layout
+        ? readCoded(rec.layout, (n) => this.siteByName.get(n), this.codecFor(rec.layout.k, rec.layout.m), { start: offset, end: offset + seg.size }, () => undefined)
+        : undefined;
+    if (!source) {
+      await this.repairFailed(rec, 'copy', `no healthy copy of blob ${seg.blob} to rebuild site ${target.name}'s from`, out);
+      return false;
+    }
+    try {
+      await rewriteCopy(target, seg, source, pace);
+    } catch (err) {
+      await this.repairFailed(rec, 'copy', `rebuilding blob ${seg.blob} on site ${target.name}: ${(err as Error).message}`, out);
+      return false;
+    }
+    await this.repaired(rec, 'copy', target.name, out);
+    return true;
+  }
+
+  /** Shards of a coded object: rebuild the bad ones from k healthy ones. */
+  private async checkShards(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
+    const layout = rec.layout;
+    if (!layout) return;
+    const good: number[] = [];
+    const bad: number[] = [];
+    const findings = await Promise.all(
+      layout.shards.map((sh, i) => {
+        const site = this.siteByName.get(sh.site);
+        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, pace);
+      }),
+    );
+    for (const [i, f] of findings.entries()) if (f) ((await this.judge(rec, layout.shards[i]!.site, f, out)) ? good : bad).push(i);
+    if (bad.length === 0) return;
+    try {
+      await rebuildShards(layout, (n) => this.siteByName.get(n), this.codecFor(layout.k, layout.m), good, bad, pace);
+    } catch (err) {
+      await this.repairFailed(rec, 'shard', `rebuilding shard${bad.length > 1 ? 's' : ''} ${bad.join(', ')}: ${(err as Error).message}`, out);
+      return;
+    }
+    for (const i of bad) await this.repaired(rec, 'shard', layout.shards[i]!.site, out);
+  }
+
+  /**
+   * A replicated object written while a replica site was down has fewer
+   * copies than the policy asks for: copy it onto the missing replicas and
+   * record them.
+   */
+  private async restoreReplicas(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
+    if (rec.tier !== 'replicated') return;
+    const missing = this.p.replicas.filter((s) => !rec.copies.includes(s.name) && !down.has(s.name));
+    if (missing.length === 0) return;
+    const good = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined && !down.has(s.name));
+    const added: string[] = [];
+    for (const target of missing) {
+      await this.raise(rec, 'missing-copy', target.name, `under-replicated: no copy on site ${target.name}`, out);
+      let ok = true;
+      for (const [i, seg] of rec.segments.entries()) if (!(await this.repairCopy(rec, i, seg, target, good, pace, out))) ok = false;
+      if (ok) added.push(target.name);
+    }
+    if (added.length === 0) return;
+    await this.p.engine.updateObject(rec.bucket, rec.key, (cur) => {
+      if (cur.etag !== rec.etag || cur.lastModified !== rec.lastModified || cur.tier !== 'replicated') return cur;
+      const copies = [...cur.copies, ...added.filter((n) => !cur.copies.includes(n))];
+      const { underReplicated: _, ...rest } = cur;
+      return { ...rest, copies, ...(copies.length - 1 < this.p.replicas.length && { underReplicated: true }) };
+    });
+  }
+}
