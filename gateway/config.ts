@@ -21,6 +21,8 @@ export interface Config {
   sites: SiteConfig[];
   replication: { replicas: number; minReplicas: number };
   engine: { blockSize: number; maxObjectSize: number; minPartSize: number };
+  /** The FUSE drive: mounted when `dir` is set; `allowOther` lets users other than the gateway's see it. */
+  mount: { dir?: string; allowOther: boolean };
 }
 
 const listen = { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$' };
@@ -68,6 +70,11 @@ const schema = {
       additionalProperties: false,
       properties: { replicas: { type: 'integer', minimum: 1, maximum: 8 }, minReplicas: { type: 'integer', minimum: 1, maximum: 8 } },
     },
+    mount: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { dir: { type: 'string', minLength: 1 }, allowOther: { type: 'boolean' } },
+    },
     engine: {
       type: 'object',
       additionalProperties: false,
@@ -91,6 +98,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
   ],
   replication: { replicas: 2, minReplicas: 2 },
   engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20 },
+  mount: { allowOther: false },
 };
 
 export class ConfigError extends Error {
@@ -105,6 +113,7 @@ export interface Overrides {
   data?: string;
   listen?: string;
   adminListen?: string;
+  mount?: string;
 }
 
 /** Load, merge (defaults ← file ← flags ← environment), validate and freeze. */
@@ -142,7 +151,10 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     sites: f.sites ?? DEFAULTS.sites,
     replication: { ...DEFAULTS.replication, ...f.replication },
     engine: { ...DEFAULTS.engine, ...f.engine },
+    mount: { ...DEFAULTS.mount, ...f.mount },
   };
+  const mountDir = flags.mount ?? cfg.mount.dir;
+  if (mountDir) cfg.mount.dir = resolve(mountDir);
   for (const [what, value] of [['--listen', cfg.s3.listen], ['--admin-listen', cfg.admin.listen]] as const) {
     if (!/^[^\s:]+:\d{1,5}$/.test(value) || Number(value.split(':')[1]) > 65535) problems.push(`${what}: '${value}' is not HOST:PORT`);
   }
