@@ -1,0 +1,60 @@
+// What one door writes the other reads at once: files written on the mount
+// are objects over S3 (bytes, user metadata, mtime), and objects put over S3
+// are files on the mount.
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import t from 'tap';
+import { s3Client } from '../helpers/gateway.js';
+import { q, sh, startMounted } from './helpers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+t.test('mount and S3 see the same objects, bytes, metadata and times', async (t) => {
+  const { gw, mnt, root } = await startMounted(t);
+  const s3 = s3Client(gw);
+  t.teardown(() => s3.destroy());
+
+  await t.test('written on the mount, read over S3', async (t) => {
+    await sh(`mkdir ${q(`${mnt}/crossdoor`)}`);
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    await writeFile(join(root, 'local.bin'), data);
+    await sh(`mkdir -p ${q(`${mnt}/crossdoor/dir`)} && cp ${q(join(root, 'local.bin'))} ${q(`${mnt}/crossdoor/dir/file.bin`)}`);
+    await sh(`setfattr -n user.specimen -v NHMUK-1234 ${q(`${mnt}/crossdoor/dir/file.bin`)}`);
+    // No wait: the close above returned only once the object was committed.
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'crossdoor', Key: 'dir/file.bin' }));
+    const body = Buffer.from(await got.Body!.transformToByteArray());
+    t.equal(sha(body), sha(data), 'byte-identical');
+    t.equal(got.ContentLength, data.length);
+    t.match(got.ETag, /^"[0-9a-f]{32}"$/, 'has an ETag');
+    t.same(got.Metadata, { specimen: 'NHMUK-1234' }, 'xattr is S3 user metadata');
+    const mtime = Number((await sh(`stat -c %Y ${q(`${mnt}/crossdoor/dir/file.bin`)}`)).trim());
+    t.equal(mtime, Math.floor(got.LastModified!.getTime() / 1000), 'stat mtime = S3 LastModified');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'crossdoor', Prefix: 'dir/' }));
+    t.same(listed.Contents?.map((c) => c.Key), ['dir/', 'dir/file.bin'], 'mkdir left an S3-style dir/ marker');
+  });
+
+  await t.test('written over S3, read on the mount', async (t) => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'from-s3' }));
+    const data = randomBytes(2 * 1024 * 1024 + 11);
+    await s3.send(new PutObjectCommand({ Bucket: 'from-s3', Key: 'a b/ü.bin', Body: data, Metadata: { collector: 'darwin' } }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'from-s3', Key: 'a b/ü.bin' }));
+    t.equal((await sh(`sha256sum < ${q(`${mnt}/from-s3/a b/ü.bin`)}`)).split(' ')[0], sha(data), 'byte-identical through cat');
+    t.equal((await sh(`stat -c '%s %Y %a %F' ${q(`${mnt}/from-s3/a b/ü.bin`)}`)).trim(), `${data.length} ${Math.floor(head.LastModified!.getTime() / 1000)} 644 regular file`);
+    t.equal((await sh(`getfattr -n user.collector --only-values ${q(`${mnt}/from-s3/a b/ü.bin`)}`)), 'darwin', 'S3 user metadata is a user xattr');
+    t.equal((await sh(`getfattr -n user.valentine.tier --only-values ${q(`${mnt}/from-s3/a b/ü.bin`)}`)), 'replicated');
+    t.equal((await sh(`ls ${q(`${mnt}/from-s3`)}`)).trim(), 'a b', 'the key prefix is a directory');
+    // An overwrite over S3 is what the next open on the mount reads.
+    await s3.send(new PutObjectCommand({ Bucket: 'from-s3', Key: 'a b/ü.bin', Body: 'v2' }));
+    t.equal(await sh(`cat ${q(`${mnt}/from-s3/a b/ü.bin`)}`), 'v2');
+  });
+
+  await t.test('a directory renamed on the mount is listed under its new name over S3', async (t) => {
+    await sh(`mv ${q(`${mnt}/crossdoor/dir`)} ${q(`${mnt}/crossdoor/renamed`)}`);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'crossdoor' }));
+    t.same(listed.Contents?.map((c) => c.Key), ['renamed/', 'renamed/file.bin']);
+    const got = await s3.send(new HeadObjectCommand({ Bucket: 'crossdoor', Key: 'renamed/file.bin' }));
+    t.same(got.Metadata, { specimen: 'NHMUK-1234' }, 'metadata moved with it');
+  });
+});
