@@ -43,7 +43,7 @@ export interface Child {
 }
 
 /** SIGTERM by pid, wait up to `graceMs`, then SIGKILL. */
-function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
+export function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
   const exited = new Promise<void>((res) => {
     if (proc.exitCode !== null || proc.signalCode !== null) res();
     else proc.once('exit', () => res());
@@ -68,7 +68,7 @@ function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
 }
 
 /** Spawn, wait for the first stdout JSON line `ready` accepts, keep draining the rest. */
-async function spawnReady<T>(
+export async function spawnReady<T>(
   what: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -115,11 +115,11 @@ export interface GatewayProc extends Child {
  * Start the built gateway. Extra node flags for the gateway only (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from VALENTINE_BENCH_GATEWAY_NODE_ARGS.
  */
-export async function startGateway(dataDir: string): Promise<GatewayProc> {
+export async function startGateway(dataDir: string, extraArgs: string[] = []): Promise<GatewayProc> {
   const nodeArgs = (process.env.VALENTINE_BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '');
   const { proc, value } = await spawnReady(
     'gateway',
-    [...nodeArgs, GATEWAY_MAIN, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+    [...nodeArgs, GATEWAY_MAIN, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...extraArgs],
     { ...process.env, VALENTINE_ACCESS_KEY: ACCESS_KEY, VALENTINE_SECRET_KEY: SECRET_KEY },
     (msg) => (msg.msg === 'valentine ready' && typeof msg.s3 === 'string' ? msg.s3 : undefined),
   );

@@ -213,6 +213,9 @@ export async function mountFuse(dir: string, ops: FsOps, opts: PortOptions): Pro
     'max_write=131072',
     'max_read=131072',
     'atomic_o_trunc',
+    // The other door can change any object at any moment: sizes and times
+    // are asked for afresh rather than cached for libfuse's default second.
+    'attr_timeout=0',
   ];
   const timeout: Record<string, number | false> = { default: opts.timeoutMs };
   for (const op of opts.untimed) timeout[op] = false;

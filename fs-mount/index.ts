@@ -10,7 +10,7 @@ import { clearStaleMount, fuseUnavailable, mountFuse } from './fuse-port.js';
 import { createMountMetrics } from './metrics.js';
 import { MountedFs } from './operations.js';
 
-export { fuseUnavailable } from './fuse-port.js';
+export { fuseUnavailable, mountFuse, type FsOps, type Stat, type StatFs } from './fuse-port.js';
 
 export interface MountDeps {
   engine: Engine;

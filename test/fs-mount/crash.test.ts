@@ -50,3 +50,28 @@ t.test('kill -9 during cp, then restart', async (t) => {
   else t.match(partial.stderr, /No such file/, 'the copied file is absent');
   t.equal((await sh(`ls ${q(mnt)}`)).trim(), 'crash', 'the drive is back');
 });
+
+t.test('SIGTERM commits what open files hold and unmounts cleanly', async (t) => {
+  const root = await tempDir('valentine-mount-term-');
+  const mnt = join(root, 'mnt');
+  const dataDir = join(root, 'data');
+  t.teardown(async () => {
+    await unmount(mnt);
+    await removeDir(root);
+  });
+  const gw1 = await startGateway({ dataDir, args: ['--mount', mnt] });
+  t.teardown(() => gw1.stop());
+  await sh(`mkdir ${q(`${mnt}/term`)}`);
+  // A writer that keeps its file open past the shutdown.
+  const holder = spawn('sh', ['-c', `exec 3>${q(`${mnt}/term/held.txt`)}; echo held-open >&3; echo ready; sleep 60`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => void (holder.exitCode === null && holder.kill('SIGKILL')));
+  await new Promise<void>((res) => holder.stdout!.once('data', () => res()));
+  await gw1.stop();
+  const mounts = await sh('cat /proc/self/mounts');
+  t.notMatch(mounts, new RegExp(` ${mnt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `), 'no mount left behind');
+  holder.kill('SIGKILL');
+  const gw2 = await startGateway({ dataDir, args: ['--mount', mnt] });
+  t.teardown(() => gw2.stop());
+  t.notOk(gw2.logs.some((l) => l.includes('cleared a stale mount')), 'nothing stale to clear after a clean stop');
+  t.equal(await sh(`cat ${q(`${mnt}/term/held.txt`)}`), 'held-open\n', 'the open file was committed at shutdown');
+});

@@ -57,4 +57,16 @@ t.test('mount and S3 see the same objects, bytes, metadata and times', async (t)
     const got = await s3.send(new HeadObjectCommand({ Bucket: 'crossdoor', Key: 'renamed/file.bin' }));
     t.same(got.Metadata, { specimen: 'NHMUK-1234' }, 'metadata moved with it');
   });
+
+  await t.test('the drive counts its operations, bytes and handles', async (t) => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    t.ok(value(/^valentine_fuse_ops_total\{op="write",result="ok"\} (\d+)/m) > 0, 'write operations counted');
+    t.ok(value(/^valentine_fuse_ops_total\{op="getattr",result="ENOENT"\} (\d+)/m) > 0, 'failures counted by errno');
+    t.ok(value(/^valentine_fuse_written_bytes_total (\d+)/m) >= 5 * 1024 * 1024, 'bytes written');
+    t.ok(value(/^valentine_fuse_read_bytes_total (\d+)/m) >= 2 * 1024 * 1024, 'bytes read');
+    t.ok(value(/^valentine_fuse_op_seconds_count\{op="read"\} (\d+)/m) > 0, 'read latency histogram');
+    t.ok(value(/^valentine_fuse_commits_total\{result="ok"\} (\d+)/m) > 0, 'commits on close');
+    t.equal(value(/^valentine_fuse_open_handles (\d+)/m), 0, 'no handle left open');
+  });
 });
