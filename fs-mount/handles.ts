@@ -188,7 +188,14 @@ export class ObjectReader {
     if (offset >= end) return 0;
     if (!this.it || offset < this.windowStart || offset > this.pos + READ_AHEAD_SKIP) await this.restart(offset);
     while (this.pos < end) {
-      const r = await this.it!.next();
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await this.it!.next();
+      } catch (err) {
+        // A failed stream is never read from again: the next read starts afresh (and fails afresh).
+        this.it = undefined;
+        throw err;
+      }
       if (r.done) break;
       this.chunks.push({ start: this.pos, buf: r.value });
       this.pos += r.value.length;

@@ -189,8 +189,13 @@ export class MountedFs implements FsOps {
     } else if (!f.base) {
       n = 0;
     } else {
-      h.reader ??= new ObjectReader(this.d.engine, f.base);
-      n = await this.withDeadline(h.reader.read(buf, len, pos), f);
+      const reader = (h.reader ??= new ObjectReader(this.d.engine, f.base));
+      n = await this.withDeadline(reader.read(buf, len, pos), f).catch((err: unknown) => {
+        // A stalled or failed stream is dropped; the next read starts a new one.
+        if (h.reader === reader) delete h.reader;
+        void reader.close();
+        throw err;
+      });
     }
     this.d.metrics.bytesRead.inc(n);
     return n;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { s3Client } from '../helpers/gateway.js';
-import { q, sh, startMounted } from './helpers.js';
+import { q, sh, shStatus, startMounted } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -56,6 +56,23 @@ t.test('mount and S3 see the same objects, bytes, metadata and times', async (t)
     t.same(listed.Contents?.map((c) => c.Key), ['renamed/', 'renamed/file.bin']);
     const got = await s3.send(new HeadObjectCommand({ Bucket: 'crossdoor', Key: 'renamed/file.bin' }));
     t.same(got.Metadata, { specimen: 'NHMUK-1234' }, 'metadata moved with it');
+  });
+
+  await t.test('an object no copy of which can be read answers EIO promptly, logged and counted', async (t) => {
+    await s3.send(new PutObjectCommand({ Bucket: 'from-s3', Key: 'lost.bin', Body: randomBytes(300_000) }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'from-s3', Key: 'lost.bin' }));
+    t.ok(head.ContentLength);
+    // Destroy every copy behind the gateway's back.
+    const blobs = await sh(`find ${q(gw.dataDir)} -path '*/blobs/*' -type f -newer ${q(`${root}/local.bin`)} -size +250k -size -400k`);
+    const lost = blobs.trim().split('\n').filter((p) => p !== '');
+    t.equal(lost.length, 3, 'hot, A and B each held a copy');
+    await sh(`truncate -s 0 ${lost.map(q).join(' ')}`);
+    const t0 = Date.now();
+    const r = await shStatus(`cat ${q(`${mnt}/from-s3/lost.bin`)} > /dev/null`);
+    t.not(r.code, 0);
+    t.match(r.stderr, /Input\/output error/);
+    t.ok(Date.now() - t0 < 10_000, 'promptly');
+    t.ok(gw.logs.some((l) => l.includes('read through the mount failed') && l.includes('lost.bin')), 'the reason is logged');
   });
 
   await t.test('the drive counts its operations, bytes and handles', async (t) => {
