@@ -57,8 +57,11 @@ export async function mount(deps: MountDeps): Promise<Mount> {
   const port = await mountFuse(deps.dir, fs, {
     allowOther: deps.allowOther,
     timeoutMs,
-    // Commits take as long as their bytes; they are bounded by the write path, not a timer.
-    untimed: ['flush', 'fsync', 'release', 'rename'],
+    // Commits, the first change to an existing file (which copies it into
+    // the temp file, recalling a stub) and directory renames take as long as
+    // their bytes or entries: the write path bounds them, not a timer. Reads
+    // keep the timer and answer EIO before it (readDeadlineMs).
+    untimed: ['flush', 'fsync', 'release', 'rename', 'write', 'truncate', 'ftruncate'],
     errnoOf: (err) => errnoOf(err).errno,
     observe: (op, seconds, errno, err) => {
       metrics.ops.inc({ op, result: errno ?? 'ok' });

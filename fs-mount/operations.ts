@@ -88,7 +88,7 @@ export class MountedFs implements FsOps {
 
   async getattr(path: string): Promise<Stat> {
     const { bucket, key } = where(path);
-    if (!bucket) return dirStat(this.d.owner, 0, { mode: S_IFDIR | 0o755, uid: this.d.owner.uid, gid: this.d.owner.gid });
+    if (!bucket) return dirStat(this.d.owner, 0);
     if (key === undefined) return dirStat(this.d.owner, (await this.d.engine.headBucket(bucket)).created);
     const open = this.table.file(bucket, key);
     if (open && !open.unlinked) return this.fileStat(open);
