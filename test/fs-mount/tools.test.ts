@@ -115,6 +115,23 @@ t.test('the mounted drive under real tools', async (t) => {
     t.not((await shStatus(`getfattr -n user.collector ${q(f)}`)).code, 0, 'removed');
   });
 
+  await t.test('chown, two handles on one file, statfs, bucket names, moves across buckets', async (t) => {
+    const f = `${mnt}/specimens/owned.txt`;
+    await sh(`echo owned > ${q(f)} && chown 1234:5678 ${q(f)}`);
+    t.equal((await sh(`stat -c '%u %g' ${q(f)}`)).trim(), '1234 5678');
+    // One process holds a write handle and a read handle: the reader sees the uncommitted write.
+    const both = await sh(`exec 3>>${q(f)} 4<${q(f)}; echo appended >&3; cat <&4`);
+    t.equal(both, 'owned\nappended\n', 'a second handle sees the first one\'s writes');
+    const [mBlocks, mSize] = (await sh(`stat -f -c '%b %S' ${q(mnt)}`)).trim().split(' ').map(Number);
+    const [dBlocks, dSize] = (await sh(`stat -f -c '%b %S' ${q(root)}`)).trim().split(' ').map(Number);
+    t.equal(mBlocks! * mSize!, dBlocks! * dSize!, 'statfs reports the capacity of the disk under the sites');
+    const bad = await shStatus(`mkdir ${q(`${mnt}/Not_A_Bucket`)}`);
+    t.match(bad.stderr, /Invalid argument/, 'a name S3 refuses for a bucket is EINVAL');
+    await sh(`mkdir ${q(`${mnt}/other-bucket`)} && mv ${q(f)} ${q(`${mnt}/other-bucket/owned.txt`)}`);
+    t.equal(await sh(`cat ${q(`${mnt}/other-bucket/owned.txt`)}`), 'owned\nappended\n', 'mv across buckets copies (EXDEV)');
+    t.equal((await shStatus(`cat ${q(f)}`)).code, 1, 'and removes the source');
+  });
+
   await t.test('rsync -a in and out, tar c and tar x', async (t) => {
     await sh(`rsync -a ${q(`${src}/`)} ${q(`${mnt}/specimens/rsynced/`)}`);
     await sh(`rsync -a ${q(`${mnt}/specimens/rsynced/`)} ${q(`${out}/rsync-back/`)}`);
