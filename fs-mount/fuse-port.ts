@@ -120,7 +120,7 @@ export async function fuseUnavailable(): Promise<string | undefined> {
 }
 
 /** Mount points currently listed by the kernel. */
-async function mountPoints(): Promise<Set<string>> {
+export async function mountPoints(): Promise<Set<string>> {
   const text = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return new Set(text.split('\n').map((l) => unescape(l.split(' ')[1] ?? '')));

@@ -3,10 +3,11 @@
 // through the same write path as an S3 PUT, so either door reads what the
 // other wrote at once.
 import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Engine, Logger } from '../tiering/index.js';
 import { errnoOf } from './errors.js';
-import { clearStaleMount, fuseUnavailable, mountFuse } from './fuse-port.js';
+import { clearStaleMount, fuseUnavailable, mountFuse, mountPoints } from './fuse-port.js';
 import { createMountMetrics } from './metrics.js';
 import { MountedFs } from './operations.js';
 
@@ -70,11 +71,22 @@ export async function mount(deps: MountDeps): Promise<Mount> {
     },
   });
   let closed = false;
+  // fuse-native keeps running when someone else unmounts the drive
+  // (`fusermount -u`); say so once rather than serve a drive nobody sees.
+  const watch = setInterval(() => {
+    void mountPoints().then((m) => {
+      if (closed || m.has(resolve(deps.dir))) return;
+      clearInterval(watch);
+      deps.log.warn({ dir: deps.dir }, 'the drive was unmounted from outside the gateway; S3 keeps serving, restart to mount again');
+    });
+  }, 5_000);
+  watch.unref();
   return {
     dir: deps.dir,
     close: async () => {
       if (closed) return;
       closed = true;
+      clearInterval(watch);
       await fs.commitAll();
       await port.unmount().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'unmount failed'));
       await rm(deps.tmpDir, { recursive: true, force: true }).catch(() => undefined);

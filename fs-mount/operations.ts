@@ -143,7 +143,7 @@ export class MountedFs implements FsOps {
   }
 
   private attrsOf(rec: ObjectRecord): FileAttrs {
-    return { meta: { ...rec.meta }, posix: posixOf(rec, this.d.owner), ...(rec.contentType && { contentType: rec.contentType }) };
+    return { meta: { ...rec.meta }, posix: { ...posixOf(rec, this.d.owner) }, ...(rec.contentType && { contentType: rec.contentType }) };
   }
 
   async create(path: string, mode: number): Promise<number> {

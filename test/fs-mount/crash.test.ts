@@ -7,7 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { removeDir, startGateway, tempDir } from '../helpers/gateway.js';
+import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { removeDir, s3Client, startGateway, tempDir } from '../helpers/gateway.js';
 import { q, sh, shStatus, unmount } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -74,4 +75,22 @@ t.test('SIGTERM commits what open files hold and unmounts cleanly', async (t) =>
   t.teardown(() => gw2.stop());
   t.notOk(gw2.logs.some((l) => l.includes('cleared a stale mount')), 'nothing stale to clear after a clean stop');
   t.equal(await sh(`cat ${q(`${mnt}/term/held.txt`)}`), 'held-open\n', 'the open file was committed at shutdown');
+});
+
+t.test('an unmount from outside is noticed and logged; S3 keeps serving', async (t) => {
+  const root = await tempDir('valentine-mount-ext-');
+  const mnt = join(root, 'mnt');
+  t.teardown(async () => {
+    await unmount(mnt);
+    await removeDir(root);
+  });
+  const gw = await startGateway({ dataDir: join(root, 'data'), args: ['--mount', mnt] });
+  t.teardown(() => gw.stop());
+  await sh(`fusermount -u ${q(mnt)}`);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && !gw.logs.some((l) => l.includes('unmounted from outside'))) await new Promise((r) => setTimeout(r, 250));
+  t.ok(gw.logs.some((l) => l.includes('unmounted from outside')), 'logged');
+  const s3 = s3Client(gw);
+  t.teardown(() => s3.destroy());
+  t.ok(Array.isArray((await s3.send(new ListBucketsCommand({}))).Buckets ?? []), 'S3 answers');
 });
