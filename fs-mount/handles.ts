@@ -23,8 +23,25 @@ export interface FileAttrs {
   contentType?: string;
 }
 
+/**
+ * A file written from its first byte onwards streams into the engine's
+ * write path as it is written, so close only waits for the tail of the
+ * commit instead of the whole of it. Any other write (a seek, a truncate)
+ * cancels the stream (nothing is committed by a cancelled stream) and the
+ * file commits from its temp file on close as usual.
+ */
+export interface StreamingCommit {
+  queue: ChunkQueue;
+  done: Promise<ObjectRecord>;
+  /** Bytes pushed so far: the only offset the next write may start at. */
+  next: number;
+  /** The attributes the stream was started with (applied again if they change before close). */
+  attrs: string;
+}
+
 export class OpenFile {
   refs = 0;
+  stream: StreamingCommit | undefined;
   /** Bytes not yet committed (a new file, a write, a truncate). */
   dirty = false;
   unlinked = false;
@@ -74,7 +91,14 @@ export class OpenFile {
     return this.tmp;
   }
 
+  cancelStream(): void {
+    const st = this.stream;
+    this.stream = undefined;
+    st?.queue.fail(new Error('streaming commit cancelled'));
+  }
+
   async discard(): Promise<void> {
+    this.cancelStream();
     const t = this.tmp;
     this.tmp = undefined;
     if (!t) return;
@@ -224,5 +248,67 @@ export class ObjectReader {
     const it = this.it;
     this.it = undefined;
     await it?.return?.().catch(() => undefined);
+  }
+}
+
+/**
+ * The body of a streaming commit: chunks pushed by FUSE writes, consumed by
+ * the engine's write path. push() waits while more than `highWater` bytes
+ * are queued, so a writer runs at the speed of the commit.
+ */
+export class ChunkQueue implements AsyncIterable<Buffer> {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private ended = false;
+  private error: unknown;
+  private wakeReader: (() => void) | undefined;
+  private wakeWriters: (() => void)[] = [];
+
+  constructor(private readonly highWater = 8 << 20) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    if (this.error !== undefined) throw this.error;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    this.wake();
+    while (this.bytes > this.highWater && this.error === undefined) await new Promise<void>((r) => this.wakeWriters.push(r));
+    if (this.error !== undefined) throw this.error;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake();
+  }
+
+  fail(err: unknown): void {
+    this.error ??= err;
+    this.wake();
+    for (const w of this.wakeWriters.splice(0)) w();
+  }
+
+  private wake(): void {
+    const w = this.wakeReader;
+    this.wakeReader = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        if (this.error !== undefined) throw this.error;
+        const c = this.chunks.shift();
+        if (c) {
+          this.bytes -= c.length;
+          if (this.bytes <= this.highWater) for (const w of this.wakeWriters.splice(0)) w();
+          yield c;
+          continue;
+        }
+        if (this.ended) return;
+        await new Promise<void>((r) => (this.wakeReader = r));
+      }
+    } finally {
+      // The consumer stopped (done or failed): writers must not wait for it.
+      if (!this.ended) this.fail(new Error('the commit stopped reading'));
+    }
   }
 }

@@ -12,7 +12,7 @@ import {
 } from './attr.js';
 import { FsError } from './errors.js';
 import type { FsOps, Stat, StatFs } from './fuse-port.js';
-import { HandleTable, ObjectReader, OpenFile, type FileAttrs } from './handles.js';
+import { ChunkQueue, HandleTable, ObjectReader, OpenFile, type FileAttrs } from './handles.js';
 import type { MountMetrics } from './metrics.js';
 
 export interface OperationsDeps {
@@ -224,8 +224,16 @@ export class MountedFs implements FsOps {
     await f.serial(async () => {
       const tmp = await f.materialize(this.d.engine, this.d.tmpDir);
       const at = (h.flags & constants.O_APPEND) !== 0 ? tmp.size : pos;
+      if (at === 0 && tmp.size === 0 && !f.stream && !f.unlinked) this.startStream(f);
+      const st = f.stream;
+      // The stream needs its own copy: fuse-native reuses `buf` once this op answers.
+      const pushed = st && at === st.next ? st.queue.push(Buffer.from(buf.subarray(0, len))) : undefined;
+      if (st && !pushed) f.cancelStream();
+      if (st && pushed) st.next += len;
       let done = 0;
       while (done < len) done += (await tmp.fh.write(buf, done, len - done, at + done)).bytesWritten;
+      // A failed stream is simply dropped: close commits from the temp file.
+      await pushed?.catch(() => f.stream === st && f.cancelStream());
       tmp.size = Math.max(tmp.size, at + len);
       f.dirty = true;
       f.lastWrite = Date.now();
@@ -235,7 +243,19 @@ export class MountedFs implements FsOps {
     return len;
   }
 
+  private startStream(f: OpenFile): void {
+    const queue = new ChunkQueue();
+    const done = this.d.engine.putObject(f.bucket, f.key, queue, this.writeInput(f));
+    done.catch((err: unknown) => queue.fail(err));
+    f.stream = { queue, done, next: 0, attrs: JSON.stringify(f.attrs) };
+  }
+
+  private writeInput(f: OpenFile) {
+    return { meta: { ...f.attrs.meta }, posix: { ...f.attrs.posix }, ...(f.attrs.contentType && { contentType: f.attrs.contentType }) };
+  }
+
   private async truncateFile(f: OpenFile, size: number): Promise<void> {
+    f.cancelStream();
     await f.serial(async () => {
       const tmp = await f.materialize(this.d.engine, this.d.tmpDir, size === 0);
       await tmp.fh.truncate(size);
@@ -251,14 +271,10 @@ export class MountedFs implements FsOps {
     return f.serial(async () => {
       if (!f.dirty || f.unlinked) return;
       const tmp = await f.materialize(this.d.engine, this.d.tmpDir);
+      if (await this.finishStream(f, tmp.size)) return;
       const body = tmp.size === 0 ? once(Buffer.alloc(0)) : tmp.fh.createReadStream({ start: 0, end: tmp.size - 1, autoClose: false, highWaterMark: 1 << 20 });
       try {
-        f.base = await this.d.engine.putObject(f.bucket, f.key, body as AsyncIterable<Buffer>, {
-          meta: f.attrs.meta,
-          posix: { ...f.attrs.posix },
-          ...(f.attrs.contentType && { contentType: f.attrs.contentType }),
-          expectedSize: tmp.size,
-        });
+        f.base = await this.d.engine.putObject(f.bucket, f.key, body as AsyncIterable<Buffer>, { ...this.writeInput(f), expectedSize: tmp.size });
         f.dirty = false;
         this.d.metrics.commits.inc({ result: 'ok' });
       } catch (err) {
@@ -267,6 +283,36 @@ export class MountedFs implements FsOps {
         throw err;
       }
     });
+  }
+
+  /**
+   * End a streaming commit that holds every byte of the file; true when it
+   * committed. Attributes changed while it streamed (cp -p sets them just
+   * before close) are applied to the committed record.
+   */
+  private async finishStream(f: OpenFile, size: number): Promise<boolean> {
+    const st = f.stream;
+    if (!st) return false;
+    f.stream = undefined;
+    if (st.next !== size) {
+      st.queue.fail(new Error('streaming commit superseded'));
+      return false;
+    }
+    st.queue.end();
+    let rec: ObjectRecord;
+    try {
+      rec = await st.done;
+    } catch (err) {
+      this.d.log.warn({ bucket: f.bucket, key: f.key, err: String(err) }, 'streaming commit failed; committing from the temp file');
+      return false;
+    }
+    if (JSON.stringify(f.attrs) !== st.attrs) {
+      rec = await this.d.engine.updateObject(f.bucket, f.key, (cur) => ({ ...cur, ...this.writeInput(f) }));
+    }
+    f.base = rec;
+    f.dirty = false;
+    this.d.metrics.commits.inc({ result: 'ok' });
+    return true;
   }
 
   async flush(_path: string, fh: number): Promise<void> {
