@@ -156,10 +156,11 @@ export async function mountFuse(dir: string, ops: FsOps, opts: PortOptions): Pro
     return typeof n === 'number' ? n : -5; // EIO
   };
   // Each op: call the async implementation, time it, answer the callback once.
+  type Callback = (...args: unknown[]) => void;
   const wrap =
-    <A extends unknown[], R>(op: keyof FsOps, impl: (...a: A) => Promise<R>, answer: (cb: Function, r: R) => void) =>
-    (...args: [...A, Function]) => {
-      const cb = args.pop() as Function;
+    <A extends unknown[], R>(op: keyof FsOps, impl: (...a: A) => Promise<R>, answer: (cb: Callback, r: R) => void) =>
+    (...args: [...A, Callback]) => {
+      const cb = args.pop() as Callback;
       const t0 = process.hrtime.bigint();
       impl(...(args as unknown as A)).then(
         (r) => {
@@ -173,9 +174,9 @@ export async function mountFuse(dir: string, ops: FsOps, opts: PortOptions): Pro
         },
       );
     };
-  const ok = (cb: Function) => cb(0);
-  const value = (cb: Function, r: unknown) => cb(0, r);
-  const count = (cb: Function, n: number) => cb(n);
+  const ok = (cb: Callback) => cb(0);
+  const value = (cb: Callback, r: unknown) => cb(0, r);
+  const count = (cb: Callback, n: number) => cb(n);
   const handlers = {
     getattr: wrap('getattr', (p: string) => ops.getattr(p), value),
     readdir: wrap('readdir', (p: string) => ops.readdir(p), value),

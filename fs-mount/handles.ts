@@ -16,6 +16,8 @@ import { FsError } from './errors.js';
 const READ_AHEAD_SKIP = 8 << 20;
 /** Bytes a reader keeps behind its position for reads that arrive out of order. */
 const READ_WINDOW = 4 << 20;
+/** Bytes a reader pulls ahead of the last read, in the background. */
+const READ_AHEAD = 4 << 20;
 
 export interface FileAttrs {
   meta: Record<string, string>;
@@ -182,14 +184,19 @@ export class HandleTable {
 /**
  * Reads a committed object for one handle. The kernel reads 128 KiB at a
  * time, in order but sometimes a little shuffled; one engine stream serves a
- * run of sequential reads (verifying each block once), and a window of
- * recent bytes absorbs reads that arrive out of order. A jump elsewhere
- * starts a new stream at that offset.
+ * run of sequential reads (verifying each block once) and is pulled up to
+ * READ_AHEAD past the last read in the background, so block reads overlap
+ * with serving; a window of recent bytes absorbs reads that arrive out of
+ * order. A jump elsewhere starts a new stream at that offset.
  */
 export class ObjectReader {
   private it: AsyncIterator<Buffer> | undefined;
   private chunks: { start: number; buf: Buffer }[] = [];
   private pos = 0; // end of the bytes pulled so far
+  private eof = false;
+  private failed: unknown;
+  private want = 0; // the pump pulls until pos reaches this
+  private pump: Promise<void> | undefined;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -207,25 +214,53 @@ export class ObjectReader {
     return this.chunks[0]?.start ?? this.pos;
   }
 
+  /** Pull chunks in order until `until` (one pump at a time; a restart orphans the old one). */
+  private pull(until: number): Promise<void> {
+    this.want = Math.max(this.want, until);
+    if (!this.pump) {
+      // Cleared only once settled (never synchronously), so a finished pump is never reused.
+      const p = this.runPump();
+      this.pump = p;
+      void p.finally(() => {
+        if (this.pump === p) this.pump = undefined;
+      });
+    }
+    return this.pump;
+  }
+
+  private async runPump(): Promise<void> {
+    const it = this.it;
+    try {
+      while (it && it === this.it && !this.eof && this.pos < this.want) {
+        const r = await it.next();
+        if (it !== this.it) return;
+        if (r.done) this.eof = true;
+        else {
+          this.chunks.push({ start: this.pos, buf: r.value });
+          this.pos += r.value.length;
+        }
+      }
+    } catch (err) {
+      // A failed stream is never read from again: the next read starts afresh (and fails afresh).
+      if (it === this.it) {
+        this.failed = err;
+        this.it = undefined;
+      }
+    }
+  }
+
   private async readNow(buf: Buffer, len: number, offset: number): Promise<number> {
     const end = Math.min(offset + len, this.rec.size);
     if (offset >= end) return 0;
     if (!this.it || offset < this.windowStart || offset > this.pos + READ_AHEAD_SKIP) await this.restart(offset);
-    while (this.pos < end) {
-      let r: IteratorResult<Buffer>;
-      try {
-        r = await this.it!.next();
-      } catch (err) {
-        // A failed stream is never read from again: the next read starts afresh (and fails afresh).
-        this.it = undefined;
-        throw err;
-      }
-      if (r.done) break;
-      this.chunks.push({ start: this.pos, buf: r.value });
-      this.pos += r.value.length;
-      // Keep at most READ_WINDOW behind the bytes this read needs.
-      while (this.chunks.length > 1 && this.chunks[0]!.start + this.chunks[0]!.buf.length <= Math.min(offset, this.pos - READ_WINDOW)) this.chunks.shift();
+    while (this.pos < end && !this.eof && this.it) await this.pull(end);
+    if (this.pos < end && !this.eof) {
+      const err = this.failed ?? new Error('object stream ended early');
+      this.failed = undefined;
+      throw err;
     }
+    // Keep at most READ_WINDOW behind this read.
+    while (this.chunks.length > 1 && this.chunks[0]!.start + this.chunks[0]!.buf.length <= offset - READ_WINDOW) this.chunks.shift();
     let copied = 0;
     for (const c of this.chunks) {
       const from = Math.max(offset, c.start);
@@ -234,6 +269,7 @@ export class ObjectReader {
       c.buf.copy(buf, from - offset, from - c.start, to - c.start);
       copied = Math.max(copied, to - offset);
     }
+    void this.pull(end + READ_AHEAD);
     return copied;
   }
 
@@ -242,11 +278,15 @@ export class ObjectReader {
     this.it = (this.engine.readObject(this.rec, { start: offset, end: this.rec.size }) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     this.chunks = [];
     this.pos = offset;
+    this.want = offset;
+    this.eof = false;
+    this.failed = undefined;
   }
 
   async close(): Promise<void> {
     const it = this.it;
     this.it = undefined;
+    this.pump = undefined;
     await it?.return?.().catch(() => undefined);
   }
 }

@@ -16,7 +16,7 @@ t.test('reads in order, shuffled and jumping return the right bytes', async (t) 
   const { engine } = await openEngine(dir, await localSites(dir), { blockSize: 256 * 1024 });
   t.teardown(() => engine.close());
   await engine.createBucket('rdr');
-  const data = randomBytes(5 * 1024 * 1024 + 1234);
+  const data = randomBytes(12 * 1024 * 1024 + 1234); // several read-aheads long
   const rec = await engine.putObject('rdr', 'k', chunksOf(data), { meta: {} });
   const reader = new ObjectReader(engine, rec);
   t.teardown(() => reader.close());

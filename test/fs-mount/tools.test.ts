@@ -95,6 +95,23 @@ t.test('the mounted drive under real tools', async (t) => {
     t.equal((await sh(`stat -c '%a %F' ${q(`${mnt}/specimens/d700`)}`)).trim(), '700 directory');
   });
 
+  await t.test('cp -p keeps mode and mtime set just before close; a seek mid-copy still commits whole', async (t) => {
+    const local = join(root, 'p.bin');
+    await writeFile(local, randomBytes(2 * 1024 * 1024 + 5));
+    await sh(`chmod 600 ${q(local)} && touch -d '1999-12-31 23:59:58Z' ${q(local)}`);
+    await sh(`cp -p ${q(local)} ${q(`${mnt}/specimens/p.bin`)}`);
+    t.equal((await sh(`stat -c '%a %Y %s' ${q(`${mnt}/specimens/p.bin`)}`)).trim(), (await sh(`stat -c '%a %Y %s' ${q(local)}`)).trim());
+    t.equal((await sh(`sha256sum < ${q(`${mnt}/specimens/p.bin`)}`)), await sh(`sha256sum < ${q(local)}`));
+    // Written from the start, then out of order: the stream is abandoned and the temp file commits.
+    const dst = q(`${mnt}/specimens/q.bin`);
+    await sh(
+      `exec 3>${dst}; head -c 1048576 ${q(local)} >&3; ` +
+        `dd if=${q(local)} of=/dev/fd/3 bs=1M skip=2 seek=2 conv=notrunc status=none; ` +
+        `dd if=${q(local)} of=/dev/fd/3 bs=1M skip=1 seek=1 count=1 conv=notrunc status=none; exec 3>&-`,
+    );
+    t.equal((await sh(`sha256sum < ${q(`${mnt}/specimens/q.bin`)}`)), await sh(`sha256sum < ${q(local)}`));
+  });
+
   await t.test('ln -s makes a symbolic link that readlink and cat follow', async (t) => {
     await sh(`ln -s tree/renamed.txt ${q(`${mnt}/specimens/link`)}`);
     t.equal((await sh(`readlink ${q(`${mnt}/specimens/link`)}`)).trim(), 'tree/renamed.txt');
