@@ -43,7 +43,7 @@ export interface Child {
 }
 
 /** SIGTERM by pid, wait up to `graceMs`, then SIGKILL. */
-function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
+export function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
   const exited = new Promise<void>((res) => {
     if (proc.exitCode !== null || proc.signalCode !== null) res();
     else proc.once('exit', () => res());
@@ -68,7 +68,7 @@ function stopper(proc: ChildProcess, graceMs = 10_000): () => Promise<void> {
 }
 
 /** Spawn, wait for the first stdout JSON line `ready` accepts, keep draining the rest. */
-async function spawnReady<T>(
+export async function spawnReady<T>(
   what: string,
   args: string[],
   env: NodeJS.ProcessEnv,

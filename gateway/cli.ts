@@ -9,13 +9,14 @@ import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, TierWork
 import { buildRecode } from '../recode-api/index.js';
 import { flowsCommand } from './flows-command.js';
 import { tierCommand } from './tier-command.js';
+import { MountUnavailableError, mount, type Mount } from '../fs-mount/index.js';
 import { buildAdmin } from './admin.js';
 import { ConfigError, loadConfig, parseDuration, parseListen, type Config } from './config.js';
 import { openCredentials } from './credentials.js';
 import { openSite } from './sites.js';
 import { buildS3 } from './s3/index.js';
 
-const USAGE = `usage: valentine serve [--data DIR] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--config FILE]
+const USAGE = `usage: valentine serve [--data DIR] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--mount DIR] [--config FILE]
                        [--code-after DURATION] [--stub-after DURATION]
        valentine tier code|stub|recall BUCKET[/KEY|/PREFIX] [--admin URL] [--data DIR]
        valentine flows issues|ack|workstations|status|scrub ... [--admin URL] [--data DIR]
@@ -23,6 +24,9 @@ const USAGE = `usage: valentine serve [--data DIR] [--listen HOST:PORT] [--admin
   --data DIR                 data directory (default ./data): namespace, hot tier, local sites
   --listen HOST:PORT         S3 listener (default 127.0.0.1:9000)
   --admin-listen HOST:PORT   metrics, health and admin listener (default 127.0.0.1:9001)
+  --mount DIR                also serve the namespace as a FUSE drive at DIR (npm start
+                             uses ./mnt); without FUSE on the machine it says why and
+                             serves S3 alone
   --config FILE              JSON configuration for real deployments
   --code-after DURATION      erasure-code objects this long after their last write (default 15m)
   --stub-after DURATION      evict hot copies not read for this long (default 30d); e.g. 2s, 15m, 30d
@@ -58,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         'code-after': { type: 'string' },
         'stub-after': { type: 'string' },
+        mount: { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -79,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(flags['admin-listen'] && { adminListen: flags['admin-listen'] }),
       ...(flags['code-after'] && { codeAfter: flags['code-after'] }),
       ...(flags['stub-after'] && { stubAfter: flags['stub-after'] }),
+      ...(flags.mount && { mount: flags.mount }),
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -201,6 +207,16 @@ async function serve(config: Readonly<Config>): Promise<void> {
   });
   s3Url = await s3.listen(parseListen(config.s3.listen));
   const adminUrl = await admin.listen(parseListen(config.admin.listen));
+  let drive: Mount | undefined;
+  if (config.mount.dir) {
+    try {
+      drive = await mount({ engine, dir: config.mount.dir, tmpDir: join(config.dataDir, 'mount-tmp'), allowOther: config.mount.allowOther, log, registry });
+    } catch (err) {
+      if (!(err instanceof MountUnavailableError)) throw err;
+      process.stderr.write(`valentine: not mounting ${config.mount.dir}: ${err.message}; serving S3 only\n`);
+      log.warn({ dir: config.mount.dir, reason: err.message }, 'FUSE unavailable; serving S3 only');
+    }
+  }
   if (credentials.local) {
     process.stderr.write(
       `\nS3 credentials (stored in ${join(config.dataDir, 'credentials.json')}):\n` +
@@ -210,13 +226,14 @@ async function serve(config: Readonly<Config>): Promise<void> {
   worker.start();
   await reconciler.start();
   await ingest.start();
-  log.info({ s3: s3Url, admin: adminUrl, dataDir: config.dataDir, sites: sites.map((s) => s.name) }, 'valentine ready');
+  log.info({ s3: s3Url, admin: adminUrl, dataDir: config.dataDir, sites: sites.map((s) => s.name), ...(drive && { mount: drive.dir }) }, 'valentine ready');
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    await drive?.close();
     await Promise.allSettled([s3.close(), admin.close(), worker.stop(), reconciler.stop(), ingest.stop()]);
     await engine.close();
     process.exit(0);

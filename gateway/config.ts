@@ -67,6 +67,8 @@ export interface Config {
     ingestHistory: string;
     workstations: WorkstationEntry[];
   };
+  /** The FUSE drive: mounted when `dir` is set; `allowOther` lets users other than the gateway's see it. */
+  mount: { dir?: string; allowOther: boolean };
 }
 
 /** A workstation as configured (durations as written; defaults filled in). */
@@ -157,6 +159,11 @@ const schema = {
       type: 'object',
       additionalProperties: false,
       properties: { replicas: { type: 'integer', minimum: 1, maximum: 8 }, minReplicas: { type: 'integer', minimum: 1, maximum: 8 } },
+    },
+    mount: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { dir: { type: 'string', minLength: 1 }, allowOther: { type: 'boolean' } },
     },
     engine: {
       type: 'object',
@@ -267,6 +274,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     ingestHistory: '30d',
     workstations: [],
   },
+  mount: { allowOther: false },
 };
 
 export class ConfigError extends Error {
@@ -283,6 +291,7 @@ export interface Overrides {
   adminListen?: string;
   codeAfter?: string;
   stubAfter?: string;
+  mount?: string;
 }
 
 /** Load, merge (defaults ← file ← flags ← environment), validate and freeze. */
@@ -344,7 +353,10 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
         ...(typeof w.doneDir === 'string' && { doneDir: resolve(w.doneDir) }),
       })),
     },
+    mount: { ...DEFAULTS.mount, ...f.mount },
   };
+  const mountDir = flags.mount ?? cfg.mount.dir;
+  if (mountDir) cfg.mount.dir = resolve(mountDir);
   for (const [what, value] of [
     ['--code-after', cfg.tiering.codeAfter],
     ['--stub-after', cfg.tiering.stubAfter],

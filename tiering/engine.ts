@@ -15,7 +15,7 @@ import { encodeObject } from './erasure/encoder.js';
 import { shardBytes, type Geometry } from './erasure/layout.js';
 import { keys } from './namespace/keys.js';
 import { lastAccess, objectOps, type BatchOp, type ListPage, type Namespace, type QueueEntry } from './namespace/namespace.js';
-import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, Segment, TierState, UploadRecord } from './namespace/records.js';
+import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, PosixAttrs, Segment, TierState, UploadRecord } from './namespace/records.js';
 import { readSegments, type ByteRange, type CopyFailure } from './read/segment-reader.js';
 import type { Site } from './sites/site.js';
 import { writeSegment, type Digests } from './write/segment-writer.js';
@@ -70,6 +70,7 @@ export interface WriteInput extends ContentHeaders {
   meta: Record<string, string>;
   tags?: Record<string, string>;
   checksum?: ObjectRecord['checksum'];
+  posix?: PosixAttrs;
   expectedSize?: number;
   /**
    * Called with the body's digests before anything commits; throw to refuse
@@ -195,6 +196,7 @@ export class Engine {
       tier: 'replicated',
       copies: written.copies,
       ...(written.copies.length - 1 < this.p.replicas.length && { underReplicated: true }),
+      ...(input.posix && { posix: input.posix }),
     };
     try {
       await this.commitObject(rec);
@@ -305,6 +307,77 @@ export class Engine {
       await this.replaceRecord(cur, next);
       return next;
     });
+  }
+
+  /**
+   * Move an object to another key of the same bucket as a metadata operation:
+   * the record moves in one namespace batch and its blobs stay where they
+   * are. An object already at `to` is replaced atomically (readers see the old
+   * one or the moved one, never neither); its blobs are deleted after commit.
+   */
+  async renameObject(bucket: string, from: string, to: string): Promise<ObjectRecord> {
+    validateKey(from);
+    validateKey(to);
+    await this.headBucket(bucket);
+    if (from === to) return this.headObject(bucket, from);
+    return this.locks.runAll([objectLock(bucket, from), objectLock(bucket, to)], async () => {
+      const rec = await this.p.namespace.getObject(bucket, from);
+      if (!rec) throw new EngineError('NO_SUCH_KEY');
+      const old = await this.p.namespace.getObject(bucket, to);
+      const moved: ObjectRecord = { ...rec, key: to };
+      await this.commitChanges([
+        [rec, undefined],
+        [old, moved],
+      ]);
+      if (old) await this.deleteObjectBlobs(old);
+      return moved;
+    });
+  }
+
+  /**
+   * Move every object under `fromPrefix` (a directory, "a/b/") to the same
+   * names under `toPrefix`, as metadata only. The target must hold nothing
+   * but, at most, its own `toPrefix` marker, which is replaced. Objects move
+   * a page at a time, each page in one batch under the objects' locks, so a
+   * crash part-way leaves every object whole under one name or the other.
+   */
+  async renamePrefix(bucket: string, fromPrefix: string, toPrefix: string): Promise<number> {
+    validateKey(fromPrefix);
+    validateKey(toPrefix);
+    await this.headBucket(bucket);
+    if (!fromPrefix.endsWith('/') || !toPrefix.endsWith('/')) throw new EngineError('INVALID_KEY', 'a directory prefix ends with "/"');
+    if (toPrefix.startsWith(fromPrefix)) throw new EngineError('INVALID_KEY', 'cannot move a directory into itself');
+    const inTarget = await this.p.namespace.listObjects(bucket, { prefix: toPrefix, maxKeys: 2 });
+    if (inTarget.objects.some((o) => o.key !== toPrefix)) throw new EngineError('DIRECTORY_NOT_EMPTY');
+    let moved = 0;
+    for (;;) {
+      const page = await this.p.namespace.listObjects(bucket, { prefix: fromPrefix, maxKeys: RENAME_PAGE });
+      if (page.objects.length === 0) return moved;
+      const names = page.objects.map((o) => [o.key, toPrefix + o.key.slice(fromPrefix.length)] as const);
+      const lockKeys = names.flatMap(([f, t]) => [objectLock(bucket, f), objectLock(bucket, t)]);
+      await this.locks.runAll(lockKeys, async () => {
+        const changes: [ObjectRecord | undefined, ObjectRecord | undefined][] = [];
+        const superseded: ObjectRecord[] = [];
+        for (const [from, to] of names) {
+          const rec = await this.p.namespace.getObject(bucket, from);
+          if (!rec) continue; // deleted since the page was read
+          const old = await this.p.namespace.getObject(bucket, to);
+          if (old) superseded.push(old);
+          changes.push([rec, undefined], [old, { ...rec, key: to }]);
+          moved++;
+        }
+        await this.commitChanges(changes);
+        for (const old of superseded) await this.deleteObjectBlobs(old);
+      });
+    }
+  }
+
+  /** Space for new writes: the tightest of the hot tier and the replica sites. */
+  async capacity(): Promise<{ total: number; free: number } | undefined> {
+    const caps = await Promise.all([this.p.hot, ...this.p.replicas].map((s) => s.capacity().catch(() => undefined)));
+    const known = caps.filter((c): c is { total: number; free: number } => c !== undefined);
+    if (known.length === 0) return undefined;
+    return { total: Math.min(...known.map((c) => c.total)), free: Math.min(...known.map((c) => c.free)) };
   }
 
   async listObjects(bucket: string, q: ListObjectsInput): Promise<ListPage> {
@@ -506,10 +579,17 @@ export class Engine {
   }
 
   /** Commit `next` in place of `old` (with the tier queues and `extra`) in one batch; keep the gauges in step. */
-  private async replaceRecord(old: ObjectRecord | undefined, next: ObjectRecord | undefined, extra: BatchOp[] = []): Promise<void> {
-    await this.p.namespace.batch([...objectOps(old, next), ...extra]);
-    if (old) this.stats.remove(old);
-    if (next) this.stats.add(next);
+  private replaceRecord(old: ObjectRecord | undefined, next: ObjectRecord | undefined, extra: BatchOp[] = []): Promise<void> {
+    return this.commitChanges([[old, next]], extra);
+  }
+
+  /** Several record changes (old → next, either absent) in one batch: a rename is a delete and a put. */
+  private async commitChanges(changes: [ObjectRecord | undefined, ObjectRecord | undefined][], extra: BatchOp[] = []): Promise<void> {
+    await this.p.namespace.batch([...changes.flatMap(([old, next]) => objectOps(old, next)), ...extra]);
+    for (const [old, next] of changes) {
+      if (old) this.stats.remove(old);
+      if (next) this.stats.add(next);
+    }
     this.publishStats();
   }
 
@@ -773,6 +853,9 @@ class TierStats {
     return this.bySite.get(site)?.bytes ?? 0;
   }
 }
+
+/** Objects moved per namespace batch by renamePrefix. */
+const RENAME_PAGE = 256;
 
 function objectLock(bucket: string, key: string): string {
   return `o:${bucket}\0${key}`;

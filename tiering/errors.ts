@@ -18,6 +18,7 @@ export const ENGINE_ERRORS = {
   INCOMPLETE_BODY: { errno: 'EIO', s3Code: 'IncompleteBody', doc: 'The body ended before the declared length.' },
   SITE_UNAVAILABLE: { errno: 'EIO', s3Code: 'ServiceUnavailable', doc: 'Too few sites accepted the write; nothing was stored.' },
   NO_GOOD_COPY: { errno: 'EIO', s3Code: 'InternalError', doc: 'No copy of the object could be read with matching checksums.' },
+  DIRECTORY_NOT_EMPTY: { errno: 'ENOTEMPTY', s3Code: 'InvalidRequest', doc: 'A directory rename would land on a prefix that already holds objects.' },
   ABORTED: { errno: 'ECANCELED', s3Code: 'InternalError', doc: 'The write was aborted before it committed; nothing was stored.' },
   SITE_REQUEST_FAILED: { errno: 'EIO', s3Code: 'ServiceUnavailable', doc: 'A remote site refused a request, answered with an error or could not be reached.' },
 } as const;

@@ -4,7 +4,7 @@ export { EngineError, SiteRequestError, ENGINE_ERRORS, type EngineErrorCode } fr
 export { createEngineMetrics, type EngineMetrics } from './metrics.js';
 export { type Logger, silentLogger } from './log.js';
 export { Namespace, type ListPage } from './namespace/namespace.js';
-export type { BucketRecord, ObjectRecord, PartRecord, UploadRecord, Segment, TierState, ContentHeaders } from './namespace/records.js';
+export type { BucketRecord, ObjectRecord, PartRecord, UploadRecord, Segment, TierState, ContentHeaders, PosixAttrs } from './namespace/records.js';
 export { Site, type BlobReader, type BlobWriter, type SiteSupports } from './sites/site.js';
 export { LocalDirSite } from './sites/local-dir-site.js';
 export { MemorySite } from './sites/memory-site.js';

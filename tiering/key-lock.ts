@@ -13,4 +13,11 @@ export class KeyLock {
       if (this.tails.get(key) === next) this.tails.delete(key);
     }
   }
+
+  /** Hold every lock in `keys` (taken in sorted order, so two callers never deadlock). */
+  async runAll<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const take = (i: number): Promise<T> => (i === sorted.length ? fn() : this.run(sorted[i]!, () => take(i + 1)));
+    return take(0);
+  }
 }

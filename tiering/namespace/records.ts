@@ -55,6 +55,21 @@ export interface ContentHeaders {
   expires?: string;
 }
 
+/**
+ * POSIX attributes set through the mounted drive. Absent on objects written
+ * over S3, which show as regular files (mode 0644, the gateway's owner, mtime
+ * = lastModified). `mode` holds the file type bits too (S_IFREG, S_IFDIR for
+ * `dir/` markers, S_IFLNK for symbolic links, whose target is `symlink`).
+ */
+export interface PosixAttrs {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Set by utimens/touch; cleared when new bytes commit, so mtime follows lastModified again. */
+  mtime?: number; // ms
+  symlink?: string;
+}
+
 export interface ObjectRecord extends ContentHeaders {
   v: 1;
   bucket: string;
@@ -78,6 +93,7 @@ export interface ObjectRecord extends ContentHeaders {
   layout?: ShardLayout;
   /** Last read (ms), kept coarsely: what stubbing goes by. Defaults to lastModified. */
   lastAccess?: number;
+  posix?: PosixAttrs;
 }
 
 export interface UploadRecord extends ContentHeaders {
