@@ -69,7 +69,8 @@ export const MAX_META_BYTES = 8192;
 /** Attributes computed from the record, read-only. */
 export function systemXattr(rec: ObjectRecord, name: string): string | undefined {
   if (name === XATTR_TIER) return rec.tier;
-  if (name === XATTR_SITES) return rec.copies.join(',');
+  // Full copies by site name, then shards as site:piece (e.g. "hot,A:0,B:1,C:2").
+  if (name === XATTR_SITES) return [...rec.copies, ...(rec.layout?.shards.map((sh, i) => `${sh.site}:${i}`) ?? [])].join(',');
   return undefined;
 }
 

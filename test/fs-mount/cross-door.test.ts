@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { s3Client } from '../helpers/gateway.js';
+import { forceTier, waitForTier } from '../helpers/tiers.js';
 import { q, sh, shStatus, startMounted } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -48,6 +49,21 @@ t.test('mount and S3 see the same objects, bytes, metadata and times', async (t)
     // An overwrite over S3 is what the next open on the mount reads.
     await s3.send(new PutObjectCommand({ Bucket: 'from-s3', Key: 'a b/ü.bin', Body: 'v2' }));
     t.equal(await sh(`cat ${q(`${mnt}/from-s3/a b/ü.bin`)}`), 'v2');
+  });
+
+  await t.test('a stub shows its real size and tier, reads byte-identical through cat, and is coded again after', async (t) => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'stubs' }));
+    const data = randomBytes(6 * 1024 * 1024 + 5);
+    await s3.send(new PutObjectCommand({ Bucket: 'stubs', Key: 'scan.tif', Body: data }));
+    const forced = await forceTier(gw, 'stub', 'stubs', 'scan.tif');
+    t.equal(forced.body.changed, 1, 'stubbed through the admin route');
+    const file = q(`${mnt}/stubs/scan.tif`);
+    t.equal((await sh(`getfattr -n user.valentine.tier --only-values ${file}`)), 'stub', 'the tier is an xattr');
+    t.equal((await sh(`stat -c %s ${file}`)).trim(), String(data.length), 'stat shows the real size');
+    t.equal(await sh(`getfattr -n user.valentine.sites --only-values ${file}`), 'A:0,B:1,C:2', 'placement: one piece on each site, no full copy');
+    t.equal((await sh(`sha256sum < ${file}`)).split(' ')[0], sha(data), 'cat of the stub is byte-identical');
+    await waitForTier(gw, 'stubs', ['scan.tif'], 'coded');
+    t.pass('reading it on the mount recalled it: coded again');
   });
 
   await t.test('a directory renamed on the mount is listed under its new name over S3', async (t) => {
