@@ -23,15 +23,8 @@ export const ISSUE_KINDS: readonly IssueKind[] = [
 ];
 export const ISSUE_STATES: readonly IssueState[] = ['open', 'resolved', 'acknowledged'];
 
-export interface IssueInput {
-  kind: IssueKind;
-  subject: string;
-  bucket?: string;
-  key?: string;
-  site?: string;
-  workstation?: string;
-  detail: string;
-}
+/** What a reporter says of a problem; the log adds id, times, count and state. */
+export type IssueInput = Pick<IssueRecord, 'kind' | 'subject' | 'bucket' | 'key' | 'site' | 'workstation' | 'detail'>;
 
 export interface IssueFilter {
   kind?: IssueKind;
