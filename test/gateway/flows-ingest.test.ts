@@ -12,46 +12,27 @@ import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../gateway/config.js';
 import type { IssueRecord, WorkstationSummary } from '../../tiering/index.js';
-import { ACCESS_KEY, MAIN, SECRET_KEY, removeDir, s3Client, startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
+import { ACCESS_KEY, MAIN, SECRET_KEY, gatewayWithConfig, removeDir, tempDir, type Gateway, type Restartable } from '../helpers/gateway.js';
 import { basicAuth, forceTier, waitFor } from '../helpers/tiers.js';
 
 const exec = promisify(execFile);
 
-interface Running {
-  gw: Gateway;
-  s3: S3Client;
-  src: string;
-  restart(): Promise<void>;
-}
+type Running = Restartable & { src: string };
 
 async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>, extra: Record<string, unknown> = {}, flows: Record<string, unknown> = {}): Promise<Running> {
   const dir = await tempDir();
   const src = join(dir, 'workstation');
   await mkdir(src);
-  const config = join(dir, 'config.json');
-  await writeFile(
-    config,
-    JSON.stringify({
+  const r = await gatewayWithConfig(
+    t,
+    {
       tiering: { stripeSize: 65536, workerInterval: '100ms', codeAfter: '1h' },
       flows: { ingestInterval: '200ms', ...flows, workstations: [{ name: 'ws1', source: src, bucket: 'imaging', prefix: 'ws1/', settle: '1s', ...ws }] },
       ...extra,
-    }),
+    },
+    dir,
   );
-  const start = () => startGateway({ dataDir: join(dir, 'data'), args: ['--config', config] });
-  const r: Running = { gw: await start(), s3: undefined as unknown as S3Client, src, restart: async () => {} };
-  r.s3 = s3Client(r.gw);
-  r.restart = async () => {
-    r.s3.destroy();
-    r.gw = await start();
-    r.s3 = s3Client(r.gw);
-  };
-  t.teardown(async () => {
-    for (const l of r.gw.logs) if (l.includes('"level":50')) process.stderr.write(`gateway: ${l.slice(0, 400)}\n`);
-    r.s3.destroy();
-    await r.gw.stop();
-    await removeDir(dir);
-  });
-  return r;
+  return Object.assign(r, { src });
 }
 
 async function summary(gw: Gateway): Promise<WorkstationSummary> {

@@ -21,38 +21,17 @@ import {
 } from '@aws-sdk/client-s3';
 import t from 'tap';
 import type { IssueRecord, PassSummary, ReconcileStatus } from '../../tiering/index.js';
-import { ACCESS_KEY, MAIN, SECRET_KEY, removeDir, s3Client, startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
+import { ACCESS_KEY, MAIN, SECRET_KEY, gatewayWithConfig, type Gateway, type Restartable } from '../helpers/gateway.js';
 import { basicAuth, blobsOn, forceTier, waitFor } from '../helpers/tiers.js';
 
 const exec = promisify(execFile);
 const PIECE = 65536;
 const SITES = ['hot', 'A', 'B', 'C'];
 
-interface Running {
-  gw: Gateway;
-  s3: S3Client;
-  restart(): Promise<void>;
-}
+type Running = Restartable;
 
-async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, flows: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<Running> {
-  const dir = await tempDir();
-  const config = join(dir, 'config.json');
-  await writeFile(config, JSON.stringify({ tiering: { stripeSize: PIECE, workerInterval: '100ms', codeAfter: '1h' }, flows, ...extra }));
-  const start = () => startGateway({ dataDir: join(dir, 'data'), args: ['--config', config] });
-  const r: Running = { gw: await start(), s3: undefined as unknown as S3Client, restart: async () => {} };
-  r.s3 = s3Client(r.gw);
-  r.restart = async () => {
-    r.s3.destroy();
-    r.gw = await start();
-    r.s3 = s3Client(r.gw);
-  };
-  t.teardown(async () => {
-    for (const l of r.gw.logs) if (l.includes('"level":50')) process.stderr.write(`gateway: ${l.slice(0, 400)}\n`);
-    r.s3.destroy();
-    await r.gw.stop();
-    await removeDir(dir);
-  });
-  return r;
+function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, flows: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<Running> {
+  return gatewayWithConfig(t, { tiering: { stripeSize: PIECE, workerInterval: '100ms', codeAfter: '1h' }, flows, ...extra });
 }
 
 async function api<T>(gw: Gateway, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {

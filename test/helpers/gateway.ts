@@ -1,7 +1,7 @@
 // Starts a real gateway process (the built `valentine serve`) on loopback
 // ports chosen by the OS, and the clients tests drive it with.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -92,4 +92,39 @@ export function s3Client(gw: Pick<Gateway, 's3Url'>, overrides: Partial<Construc
     maxAttempts: 1,
     ...overrides,
   });
+}
+
+/** A gateway on a config file of its own, restartable on the same data directory. */
+export interface Restartable {
+  gw: Gateway;
+  s3: S3Client;
+  /** The directory holding config.json and data/ (tests may put more beside them). */
+  dir: string;
+  restart(): Promise<void>;
+}
+
+/** Start a gateway with `config` written to a file; stopped and removed at teardown (error logs echoed). */
+export async function gatewayWithConfig(t: { teardown(fn: () => Promise<void>): void }, config: unknown, dir?: string): Promise<Restartable> {
+  const root = dir ?? (await tempDir());
+  const file = join(root, 'config.json');
+  await writeFile(file, JSON.stringify(config));
+  const start = () => startGateway({ dataDir: join(root, 'data'), args: ['--config', file] });
+  const gw = await start();
+  const r: Restartable = {
+    gw,
+    s3: s3Client(gw),
+    dir: root,
+    restart: async () => {
+      r.s3.destroy();
+      r.gw = await start();
+      r.s3 = s3Client(r.gw);
+    },
+  };
+  t.teardown(async () => {
+    for (const l of r.gw.logs) if (l.includes('"level":50')) process.stderr.write(`gateway: ${l.slice(0, 400)}\n`);
+    r.s3.destroy();
+    await r.gw.stop();
+    await removeDir(root);
+  });
+  return r;
 }
