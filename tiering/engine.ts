@@ -214,10 +214,23 @@ export class Engine {
    * tier afterwards (once, whoever else reads it meanwhile).
    */
   readObject(rec: ObjectRecord, range?: ByteRange): Readable {
+    return Readable.from(this.readChunks(rec, range), { objectMode: false, highWaterMark: 1 });
+  }
+
+  /**
+   * The same bytes as `readObject`, gathered into one buffer: for small
+   * reads, where a stream's machinery would cost more than the bytes.
+   */
+  async readBytes(rec: ObjectRecord, range?: ByteRange): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.readChunks(rec, range)) chunks.push(chunk);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
+
+  private readChunks(rec: ObjectRecord, range?: ByteRange): AsyncGenerator<Buffer> {
     const r = range ?? { start: 0, end: rec.size };
     this.touch(rec);
-    const gen = rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
-    return Readable.from(gen, { objectMode: false, highWaterMark: 1 });
+    return rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
   }
 
   private async *readCopies(rec: ObjectRecord, range: ByteRange): AsyncGenerator<Buffer> {

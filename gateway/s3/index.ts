@@ -26,7 +26,7 @@ export function buildS3(deps: S3Deps & { registry: Registry }): FastifyInstance 
   const metrics = createS3Metrics(deps.registry);
   const app = Fastify({
     logger: false,
-    genReqId: () => randomBytes(8).toString('hex').toUpperCase(),
+    genReqId: nextRequestId,
     bodyLimit: 1 << 20,
     // Keys may legitimately hold "//" and trailing slashes: never rewrite the path.
     routerOptions: { maxParamLength: 8192, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
@@ -74,6 +74,15 @@ export function buildS3(deps: S3Deps & { registry: Registry }): FastifyInstance 
   app.route({ method: [...methods], url: '/*', handler: handle, exposeHeadRoute: false });
   app.setNotFoundHandler(handle);
   return app;
+}
+
+// Request ids: a random prefix per process and a counter, unique across
+// restarts without paying for random bytes on every request.
+const requestIdPrefix = randomBytes(4).toString('hex').toUpperCase();
+let requestCount = 0;
+function nextRequestId(): string {
+  requestCount = (requestCount + 1) % 0x1_0000_0000;
+  return requestIdPrefix + requestCount.toString(16).toUpperCase().padStart(8, '0');
 }
 
 function sendError(req: FastifyRequest, reply: FastifyReply, e: S3Error): void {

@@ -78,8 +78,17 @@ export class Namespace {
     return this.db.batch(ops, { sync: durable });
   }
 
+  /**
+   * Point reads run on the event loop: LevelDB answers a record from its
+   * caches in microseconds, while a trip through libuv's thread pool costs
+   * a thread wakeup per read and queues behind blob fsyncs.
+   */
   private get<T extends Value>(key: Buffer): Promise<T | undefined> {
-    return this.db.get(key) as Promise<T | undefined>;
+    try {
+      return Promise.resolve(this.db.getSync(key) as T | undefined);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /** A FLOWS record (issue or state) by its key (see keys.ts). */

@@ -37,7 +37,10 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   const empty = range ? range.end === range.start : rec.size === 0;
   // The first bytes are in hand before the status goes out, so an object that
   // cannot be read (too many shards lost) is a clean 500, not a torn 200.
-  const body = withBody && !empty ? await startedStream(engine.readObject(rec, range)) : undefined;
+  // A small body is read whole and sent in one write.
+  const length = range ? range.end - range.start : rec.size;
+  const body =
+    !withBody || empty ? undefined : length <= WHOLE_READ_BYTES ? await engine.readBytes(rec, range) : await startedStream(engine.readObject(rec, range));
   if (range) {
     delete headers[`x-amz-checksum-${rec.checksum?.algorithm.toLowerCase()}`];
     reply.code(206).headers(headers).header('content-range', `bytes ${range.start}-${range.end - 1}/${rec.size}`);
@@ -47,6 +50,9 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   }
   reply.send(body);
 }
+
+/** Bodies up to this size are read into one buffer rather than streamed. */
+const WHOLE_READ_BYTES = 256 * 1024;
 
 /** A stream whose first chunk has already been read (so a failure to start surfaces here). */
 async function startedStream(stream: Readable): Promise<Readable> {
