@@ -24,6 +24,7 @@ import {
   SECRET_KEY,
   Signer,
   log,
+  matchGatewayThreadPool,
   removeThreeCopies,
   round,
   runConcurrent,
@@ -296,6 +297,24 @@ async function main(): Promise<number> {
       }
     }
 
+    if (doCeil) {
+      // The small GET ceiling: the same client against a bare Node server streaming a 4 KiB file.
+      const file = join(dir, 'bare-4KiB.bin');
+      await writeFile(file, smallBody);
+      bare = await startBareServer(file);
+      bareClient = new S3Bench(bare.url, signer, 64);
+      const bb = bareClient;
+      await bb.get('/bare', SMALL_SIZE);
+      log('ceiling bare GET 4 KiB c32');
+      const r = await runConcurrent(32, SMALL_OPS, SMALL_MAX_MS, () => bb.get('/bare', SMALL_SIZE));
+      bb.assertNoErrors('bare small GET');
+      put(caseLine('ceiling-bare-get-small-c32', { op: 'node:http + fs.createReadStream' }, r, 32, SMALL_SIZE, false));
+      await bareClient.close();
+      bareClient = undefined;
+      await bare.stop();
+      bare = undefined;
+    }
+
     // ---- summary -----------------------------------------------------------
     const tp = (name: string) => results.get(name)?.throughput ?? null;
     const ratio = (a: string, b: string) => {
@@ -332,6 +351,8 @@ async function main(): Promise<number> {
       small_get_ops_s_c32: smallGet,
       small_put_vs_3copy_disk_c32: ratio('s3-small-put-c32', 'ceiling-3copy-disk-put-small-c32'),
       small_3copy_disk_ops_s_c32: smallDisk,
+      small_get_vs_bare_c32: ratio('s3-small-get-c32', 'ceiling-bare-get-small-c32'),
+      small_bare_get_ops_s_c32: tp('ceiling-bare-get-small-c32'),
       targets: TARGETS,
       meets_large_get: all([getC1, getC4], TARGETS.large_get_vs_bare),
       meets_large_put: all([putC1, putC4], TARGETS.large_put_vs_3copy_disk),
@@ -354,4 +375,5 @@ async function main(): Promise<number> {
   }
 }
 
+matchGatewayThreadPool();
 process.exitCode = await main();
