@@ -218,6 +218,23 @@ export class Engine {
   }
 
   /**
+   * `readObject` with its first bytes already read, so a failure to start
+   * (too many shards lost) rejects here, before a caller commits to a status.
+   */
+  async openObject(rec: ObjectRecord, range?: ByteRange): Promise<Readable> {
+    const chunks = this.readChunks(rec, range);
+    const first = await chunks.next();
+    return Readable.from(
+      (async function* () {
+        if (first.done) return;
+        yield first.value;
+        yield* chunks;
+      })(),
+      { objectMode: false, highWaterMark: 1 },
+    );
+  }
+
+  /**
    * The same bytes as `readObject`, gathered into one buffer: for small
    * reads, where a stream's machinery would cost more than the bytes.
    */

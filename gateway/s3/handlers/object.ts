@@ -1,6 +1,5 @@
 // Object calls: PutObject, GetObject, HeadObject, DeleteObject, CopyObject
 // and object tagging.
-import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { ObjectRecord } from '../../../tiering/index.js';
 import { S3Error } from '../errors.js';
@@ -40,7 +39,7 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   // A small body is read whole and sent in one write.
   const length = range ? range.end - range.start : rec.size;
   const body =
-    !withBody || empty ? undefined : length <= WHOLE_READ_BYTES ? await engine.readBytes(rec, range) : await startedStream(engine.readObject(rec, range));
+    !withBody || empty ? undefined : length <= WHOLE_READ_BYTES ? await engine.readBytes(rec, range) : await engine.openObject(rec, range);
   if (range) {
     delete headers[`x-amz-checksum-${rec.checksum?.algorithm.toLowerCase()}`];
     reply.code(206).headers(headers).header('content-range', `bytes ${range.start}-${range.end - 1}/${rec.size}`);
@@ -53,23 +52,6 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
 
 /** Bodies up to this size are read into one buffer rather than streamed. */
 const WHOLE_READ_BYTES = 256 * 1024;
-
-/** A stream whose first chunk has already been read (so a failure to start surfaces here). */
-async function startedStream(stream: Readable): Promise<Readable> {
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await it.next().catch((err) => {
-    stream.destroy();
-    throw err;
-  });
-  return Readable.from(
-    (async function* () {
-      if (first.done) return;
-      yield first.value;
-      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
-    })(),
-    { objectMode: false, highWaterMark: 1 },
-  );
-}
 
 /**
  * RestoreObject: bring a stub back into the hot tier ahead of reading it
