@@ -7,7 +7,7 @@
 // Also runnable on its own as the bare server child:
 //   node dist/bench/lib.js bare-server FILE
 // prints {"port":N} on stdout and serves FILE on every GET.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, unlink } from 'node:fs/promises';
@@ -21,7 +21,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'undici';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-export const GATEWAY_MAIN = join(ROOT, 'dist/gateway/main.cjs');
+export const GATEWAY_MAIN = join(ROOT, 'dist/gateway/main.js');
 const SELF = fileURLToPath(import.meta.url);
 
 export const ACCESS_KEY = 'BENCHACCESSKEY';
@@ -29,23 +29,6 @@ export const SECRET_KEY = 'bench-secret-key-0123456789';
 export const REGION = 'us-east-1';
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
-
-/** The gateway's libuv thread pool (gateway/main.cts): ceilings measured in a bench process get the same. */
-export const GATEWAY_THREAD_POOL = '64';
-
-/**
- * Re-run this bench process with the gateway's thread pool, so fsync-bound
- * ceilings measured in it do not queue behind libuv's default 4 threads.
- * The size is fixed before an ES module's first line runs, hence the re-run.
- */
-export function matchGatewayThreadPool(): void {
-  if (process.env.UV_THREADPOOL_SIZE === GATEWAY_THREAD_POOL) return;
-  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, UV_THREADPOOL_SIZE: GATEWAY_THREAD_POOL },
-  });
-  process.exit(r.status ?? 1);
-}
 
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);

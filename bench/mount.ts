@@ -19,10 +19,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { DEFAULT_ENGINE_CONFIG, Engine, LocalDirSite, Namespace, createEngineMetrics, silentLogger } from '../tiering/index.js';
-import { MiB, ROOT, log, matchGatewayThreadPool, percentile, round, spawnReady, startGateway, stopper } from './lib.js';
-
-// As the gateway does: fsyncs must not queue behind 4 threads.
-matchGatewayThreadPool();
+import { MiB, ROOT, log, percentile, round, spawnReady, startGateway, stopper } from './lib.js';
 
 const exec = promisify(execFile);
 const { values: flags } = parseArgs({ options: { samples: { type: 'string' }, files: { type: 'string' } } });

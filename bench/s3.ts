@@ -24,7 +24,6 @@ import {
   SECRET_KEY,
   Signer,
   log,
-  matchGatewayThreadPool,
   removeThreeCopies,
   round,
   runConcurrent,
@@ -375,5 +374,4 @@ async function main(): Promise<number> {
   }
 }
 
-matchGatewayThreadPool();
 process.exitCode = await main();

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
-export const MAIN = join(ROOT, 'dist/gateway/main.cjs');
+export const MAIN = join(ROOT, 'dist/gateway/main.js');
 export const ACCESS_KEY = 'TESTACCESSKEY';
 export const SECRET_KEY = 'test-secret-key-0123456789';
 
