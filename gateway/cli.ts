@@ -106,7 +106,8 @@ async function serve(config: Readonly<Config>): Promise<void> {
   await mkdir(config.dataDir, { recursive: true });
 
   const metrics = createEngineMetrics(registry);
-  const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'));
+  // The hot tier is local disk by design: its small reads need not queue for the thread pool.
+  const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'), { inlineSmallReads: true });
   const sites: Site[] = [];
   for (const s of config.sites) sites.push(await openSite(s, config.dataDir));
   const replicas = sites.slice(0, config.replication.replicas);

@@ -21,21 +21,38 @@ const fd = {
   close: promisify(fs.close),
 };
 
+export interface LocalDirSiteOptions {
+  /**
+   * Open, close and read up to INLINE_READ_BYTES on the event loop instead of
+   * the thread pool, as nginx reads files: for a directory on local disk
+   * whose small blobs sit in the page cache (the hot tier), where the three
+   * thread-pool round trips of a small GET cost more than the reads. Never
+   * for a directory that may be a network mount.
+   */
+  inlineSmallReads?: boolean;
+}
+
+const INLINE_READ_BYTES = 64 * 1024;
+
 export class LocalDirSite extends Site {
   readonly supports: SiteSupports = { durableRename: true };
   private readonly blobDir: string;
   private readonly tmpDir: string;
   private readonly dirSyncs = new Map<string, CoalescedSync>();
 
-  private constructor(name: string, readonly root: string) {
+  private constructor(
+    name: string,
+    readonly root: string,
+    private readonly opts: LocalDirSiteOptions,
+  ) {
     super(name);
     this.blobDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
   }
 
   /** Opens (creating if needed) the site; clears writes left by a crash. */
-  static async open(name: string, root: string): Promise<LocalDirSite> {
-    const site = new LocalDirSite(name, root);
+  static async open(name: string, root: string, opts: LocalDirSiteOptions = {}): Promise<LocalDirSite> {
+    const site = new LocalDirSite(name, root, opts);
     await rm(site.tmpDir, { recursive: true, force: true });
     await mkdir(site.tmpDir, { recursive: true });
     await Promise.all(
@@ -103,20 +120,23 @@ export class LocalDirSite extends Site {
   }
 
   protected async _open(id: string): Promise<BlobReader | undefined> {
+    const path = this.pathOf(id);
     let f: number;
     try {
-      f = await fd.open(this.pathOf(id), 'r');
+      f = this.opts.inlineSmallReads ? fs.openSync(path, 'r') : await fd.open(path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
     let closed = false;
+    const inline = this.opts.inlineSmallReads === true;
     return {
       read: async (offset, length) => {
         const buf = Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
-          const { bytesRead } = await fd.read(f, buf, got, length - got, offset + got);
+          const n = length - got;
+          const bytesRead = inline && n <= INLINE_READ_BYTES ? fs.readSync(f, buf, got, n, offset + got) : (await fd.read(f, buf, got, n, offset + got)).bytesRead;
           if (bytesRead === 0) break;
           got += bytesRead;
         }
@@ -125,7 +145,8 @@ export class LocalDirSite extends Site {
       close: async () => {
         if (closed) return;
         closed = true;
-        await fd.close(f);
+        if (inline) fs.closeSync(f);
+        else await fd.close(f);
       },
     };
   }
