@@ -479,6 +479,14 @@ export class MountedFs implements FsOps {
     });
   }
 
+  /**
+   * Hard links are refused with EPERM, link(2)'s answer for a filesystem
+   * that has none: an object has one name, and S3 has no way to give it two.
+   */
+  async link(): Promise<void> {
+    throw new FsError('EPERM', 'hard links are not supported on the drive');
+  }
+
   async readlink(path: string): Promise<string> {
     const { bucket, key } = this.fileIn(path);
     const rec = await this.head(bucket, key);
