@@ -58,6 +58,7 @@ const ops: FsOps = {
   chown: (p, uid, gid) => fs.lchown(real(p), uid, gid),
   utimens: (p, atime, mtime) => fs.lutimes(real(p), atime / 1000, mtime / 1000),
   symlink: (target, p) => fs.symlink(target, real(p)),
+  link: (a, b) => fs.link(real(a), real(b)),
   readlink: (p) => fs.readlink(real(p)),
   getxattr: async () => undefined,
   listxattr: async () => [],

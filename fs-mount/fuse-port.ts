@@ -57,6 +57,8 @@ export interface FsOps {
   chown(path: string, uid: number, gid: number): Promise<void>;
   utimens(path: string, atime: number, mtime: number): Promise<void>;
   symlink(target: string, path: string): Promise<void>;
+  /** A hard link to `existing` at `path`. */
+  link(existing: string, path: string): Promise<void>;
   readlink(path: string): Promise<string>;
   /** Resolve undefined when the attribute does not exist. */
   getxattr(path: string, name: string): Promise<Buffer | undefined>;
@@ -198,6 +200,7 @@ export async function mountFuse(dir: string, ops: FsOps, opts: PortOptions): Pro
     chown: wrap('chown', (p: string, uid: number, gid: number) => ops.chown(p, uid, gid), ok),
     utimens: wrap('utimens', (p: string, atime: number, mtime: number) => ops.utimens(p, atime, mtime), ok),
     symlink: wrap('symlink', (target: string, p: string) => ops.symlink(target, p), ok),
+    link: wrap('link', (existing: string, p: string) => ops.link(existing, p), ok),
     readlink: wrap('readlink', (p: string) => ops.readlink(p), value),
     // fuse-native answers ENODATA for a null value.
     getxattr: wrap('getxattr', (p: string, name: string, _position: number) => ops.getxattr(p, name), (cb, v) => cb(0, v ?? null)),

@@ -1,7 +1,8 @@
 // Open files and their handles. Every path open on the mount has one
 // OpenFile shared by all its handles, so two handles see each other's writes
-// (POSIX-like). Writes go to one temp file in the hot tier's directory,
-// filled from the object only when an existing file is first changed; the
+// (POSIX-like). Writes go to one scratch copy (memory while small, then a
+// temp file in the data dir), filled from the object only when an existing
+// file is first changed; the
 // file commits through the engine's write path on flush/fsync and when its
 // last handle is released. Last commit wins: two writers of one path each
 // commit the shared temp file, so the final object is what was written last
@@ -18,6 +19,97 @@ const READ_AHEAD_SKIP = 8 << 20;
 const READ_WINDOW = 4 << 20;
 /** Bytes a reader pulls ahead of the last read, in the background. */
 const READ_AHEAD = 4 << 20;
+/** A file being written stays in memory up to this size (one kernel write), then moves to a temp file. */
+const SCRATCH_IN_MEMORY = 128 * 1024;
+
+/**
+ * The uncommitted bytes of a file being written. Most files written on a
+ * drive are small: they stay in memory and cost no temp file (no create,
+ * write, close and unlink in the data dir's filesystem beside the commit's
+ * fsyncs). A file that grows past SCRATCH_IN_MEMORY, or is written
+ * sparsely beyond it, moves to a temp file under `dir` for good. Memory held
+ * is at most SCRATCH_IN_MEMORY per open file.
+ */
+export class Scratch {
+  private mem: Buffer | undefined = Buffer.alloc(0);
+  private file: { path: string; fh: FileHandle } | undefined;
+  private length = 0;
+
+  constructor(private readonly dir: string) {}
+
+  get size(): number {
+    return this.length;
+  }
+
+  async read(buf: Buffer, len: number, pos: number): Promise<number> {
+    const n = Math.max(0, Math.min(len, this.length - pos));
+    if (n === 0) return 0;
+    if (this.mem) return this.mem.copy(buf, 0, pos, pos + n);
+    return (await this.file!.fh.read(buf, 0, n, pos)).bytesRead;
+  }
+
+  async write(buf: Buffer, len: number, pos: number): Promise<void> {
+    const end = pos + len;
+    if (this.mem && end > SCRATCH_IN_MEMORY) await this.spill();
+    if (this.mem) {
+      if (end > this.mem.length) {
+        // Grow by doubling (zero-filled: a sparse write reads back zeros in the gap).
+        const grown = Buffer.alloc(Math.min(SCRATCH_IN_MEMORY, Math.max(end, this.mem.length * 2)));
+        this.mem.copy(grown, 0, 0, this.length);
+        this.mem = grown;
+      }
+      if (pos > this.length) this.mem.fill(0, this.length, pos);
+      buf.copy(this.mem, pos, 0, len);
+    } else {
+      let done = 0;
+      while (done < len) done += (await this.file!.fh.write(buf, done, len - done, pos + done)).bytesWritten;
+    }
+    this.length = Math.max(this.length, end);
+  }
+
+  async truncate(size: number): Promise<void> {
+    if (this.mem && size > SCRATCH_IN_MEMORY) await this.spill();
+    if (this.mem) {
+      if (size > this.length) await this.write(Buffer.alloc(size - this.length), size - this.length, this.length);
+    } else await this.file!.fh.truncate(size);
+    this.length = size;
+  }
+
+  /** Every byte, in order (the body of a commit). */
+  body(): AsyncIterable<Buffer> {
+    if (this.mem) return once(Buffer.from(this.mem.subarray(0, this.length)));
+    if (this.length === 0) return once(Buffer.alloc(0));
+    return this.file!.fh.createReadStream({ start: 0, end: this.length - 1, autoClose: false, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  }
+
+  private async spill(): Promise<void> {
+    const path = join(this.dir, randomBytes(12).toString('hex'));
+    const fh = await open(path, 'w+', 0o600);
+    try {
+      if (this.length > 0) await fh.write(this.mem!, 0, this.length, 0);
+    } catch (err) {
+      await fh.close();
+      await rm(path, { force: true });
+      throw err;
+    }
+    this.file = { path, fh };
+    this.mem = undefined;
+  }
+
+  async discard(): Promise<void> {
+    this.mem = undefined;
+    const f = this.file;
+    this.file = undefined;
+    if (!f) return;
+    await f.fh.close().catch(() => undefined);
+    await rm(f.path, { force: true });
+  }
+}
+
+/** A body of one buffer (no chunk at all when it is empty). */
+export async function* once(buf: Buffer): AsyncGenerator<Buffer> {
+  if (buf.length > 0) yield buf;
+}
 
 export interface FileAttrs {
   meta: Record<string, string>;
@@ -47,7 +139,7 @@ export class OpenFile {
   /** Bytes not yet committed (a new file, a write, a truncate). */
   dirty = false;
   unlinked = false;
-  tmp: { path: string; fh: FileHandle; size: number } | undefined;
+  tmp: Scratch | undefined;
   /** When the last write happened (mtime of uncommitted bytes). */
   lastWrite = Date.now();
   private tail: Promise<unknown> = Promise.resolve();
@@ -71,26 +163,20 @@ export class OpenFile {
     return next;
   }
 
-  /** Make sure a temp file exists, holding the object's bytes unless `empty`. */
-  async materialize(engine: Engine, tmpDir: string, empty = false): Promise<NonNullable<OpenFile['tmp']>> {
+  /** Make sure a scratch copy exists, holding the object's bytes unless `empty`. */
+  async materialize(engine: Engine, tmpDir: string, empty = false): Promise<Scratch> {
     if (this.tmp) return this.tmp;
-    const path = join(tmpDir, randomBytes(12).toString('hex'));
-    const fh = await open(path, 'w+', 0o600);
-    let size = 0;
+    const tmp = new Scratch(tmpDir);
     try {
       if (!empty && this.base && this.base.size > 0) {
-        for await (const chunk of engine.readObject(this.base) as AsyncIterable<Buffer>) {
-          await fh.write(chunk, 0, chunk.length, size);
-          size += chunk.length;
-        }
+        for await (const chunk of engine.readObject(this.base) as AsyncIterable<Buffer>) await tmp.write(chunk, chunk.length, tmp.size);
       }
     } catch (err) {
-      await fh.close();
-      await rm(path, { force: true });
+      await tmp.discard();
       throw err;
     }
-    this.tmp = { path, fh, size };
-    return this.tmp;
+    this.tmp = tmp;
+    return tmp;
   }
 
   cancelStream(): void {
@@ -103,9 +189,7 @@ export class OpenFile {
     this.cancelStream();
     const t = this.tmp;
     this.tmp = undefined;
-    if (!t) return;
-    await t.fh.close().catch(() => undefined);
-    await rm(t.path, { force: true });
+    await t?.discard();
   }
 }
 

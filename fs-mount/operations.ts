@@ -12,7 +12,7 @@ import {
 } from './attr.js';
 import { FsError } from './errors.js';
 import type { FsOps, Stat, StatFs } from './fuse-port.js';
-import { ChunkQueue, HandleTable, ObjectReader, OpenFile, type FileAttrs } from './handles.js';
+import { ChunkQueue, HandleTable, ObjectReader, OpenFile, once, type FileAttrs } from './handles.js';
 import type { MountMetrics } from './metrics.js';
 
 export interface OperationsDeps {
@@ -45,12 +45,6 @@ function parentPrefix(key: string): string {
   return key.slice(0, key.lastIndexOf('/') + 1);
 }
 
-const isMissing = (err: unknown) => err instanceof EngineError && err.code === 'NO_SUCH_KEY';
-
-async function* once(buf: Buffer): AsyncGenerator<Buffer> {
-  if (buf.length > 0) yield buf;
-}
-
 export class MountedFs implements FsOps {
   readonly table = new HandleTable();
 
@@ -58,11 +52,8 @@ export class MountedFs implements FsOps {
 
   // ---- lookups ----
 
-  private async head(bucket: string, key: string): Promise<ObjectRecord | undefined> {
-    return this.d.engine.headObject(bucket, key).catch((err: unknown) => {
-      if (isMissing(err)) return undefined;
-      throw err;
-    });
+  private head(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    return this.d.engine.findObject(bucket, key);
   }
 
   /** Something lies under `prefix` (an object, a marker, a file being written). */
@@ -73,9 +64,10 @@ export class MountedFs implements FsOps {
   }
 
   private async kindOf(bucket: string, key: string): Promise<{ kind: 'file'; rec: ObjectRecord } | { kind: 'dir'; marker?: ObjectRecord } | undefined> {
-    const rec = await this.head(bucket, key);
+    // The file and the directory marker are asked for at once (a directory's
+    // attributes are asked for on every path walk through it).
+    const [rec, marker] = await Promise.all([this.head(bucket, key), this.head(bucket, `${key}/`)]);
     if (rec) return { kind: 'file', rec };
-    const marker = await this.head(bucket, `${key}/`);
     if (marker) return { kind: 'dir', marker };
     if (await this.hasChildren(bucket, `${key}/`)) return { kind: 'dir' };
     return undefined;
@@ -184,8 +176,7 @@ export class MountedFs implements FsOps {
     const f = h.file;
     let n: number;
     if (f.tmp) {
-      const tmp = f.tmp;
-      n = (await tmp.fh.read(buf, 0, Math.max(0, Math.min(len, tmp.size - pos)), pos)).bytesRead;
+      n = await f.tmp.read(buf, len, pos);
     } else if (!f.base) {
       n = 0;
     } else {
@@ -230,11 +221,9 @@ export class MountedFs implements FsOps {
       const pushed = st && at === st.next ? st.queue.push(Buffer.from(buf.subarray(0, len))) : undefined;
       if (st && !pushed) f.cancelStream();
       if (st && pushed) st.next += len;
-      let done = 0;
-      while (done < len) done += (await tmp.fh.write(buf, done, len - done, at + done)).bytesWritten;
+      await tmp.write(buf, len, at);
       // A failed stream is simply dropped: close commits from the temp file.
       await pushed?.catch(() => f.stream === st && f.cancelStream());
-      tmp.size = Math.max(tmp.size, at + len);
       f.dirty = true;
       f.lastWrite = Date.now();
       delete f.attrs.posix.mtime; // new bytes: mtime follows the write again
@@ -258,8 +247,7 @@ export class MountedFs implements FsOps {
     f.cancelStream();
     await f.serial(async () => {
       const tmp = await f.materialize(this.d.engine, this.d.tmpDir, size === 0);
-      await tmp.fh.truncate(size);
-      tmp.size = size;
+      await tmp.truncate(size);
       f.dirty = true;
       f.lastWrite = Date.now();
       delete f.attrs.posix.mtime;
@@ -272,9 +260,8 @@ export class MountedFs implements FsOps {
       if (!f.dirty || f.unlinked) return;
       const tmp = await f.materialize(this.d.engine, this.d.tmpDir);
       if (await this.finishStream(f, tmp.size)) return;
-      const body = tmp.size === 0 ? once(Buffer.alloc(0)) : tmp.fh.createReadStream({ start: 0, end: tmp.size - 1, autoClose: false, highWaterMark: 1 << 20 });
       try {
-        f.base = await this.d.engine.putObject(f.bucket, f.key, body as AsyncIterable<Buffer>, { ...this.writeInput(f), expectedSize: tmp.size });
+        f.base = await this.d.engine.putObject(f.bucket, f.key, tmp.body(), { ...this.writeInput(f), expectedSize: tmp.size });
         f.dirty = false;
         this.d.metrics.commits.inc({ result: 'ok' });
       } catch (err) {
@@ -490,6 +477,14 @@ export class MountedFs implements FsOps {
       meta: {},
       posix: { mode: S_IFLNK | 0o777, uid: this.d.owner.uid, gid: this.d.owner.gid, symlink: target },
     });
+  }
+
+  /**
+   * Hard links are refused with EPERM, link(2)'s answer for a filesystem
+   * that has none: an object has one name, and S3 has no way to give it two.
+   */
+  async link(): Promise<void> {
+    throw new FsError('EPERM', 'hard links are not supported on the drive');
   }
 
   async readlink(path: string): Promise<string> {

@@ -175,6 +175,16 @@ export class Engine {
     throw new EngineError('NO_SUCH_KEY');
   }
 
+  /**
+   * The record of `bucket/key`, or undefined: one read, without asking
+   * whether the bucket exists (for callers that only need to know what is
+   * there, like a filesystem lookup).
+   */
+  findObject(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    validateKey(key);
+    return this.p.namespace.getObject(bucket, key);
+  }
+
   async putObject(bucket: string, key: string, body: AsyncIterable<Buffer>, input: WriteInput): Promise<ObjectRecord> {
     validateKey(key);
     await this.headBucket(bucket);
@@ -411,14 +421,17 @@ export class Engine {
   }
 
   async listObjects(bucket: string, q: ListObjectsInput): Promise<ListPage> {
-    await this.headBucket(bucket);
     const before = this.p.namespace.entriesScanned;
-    const page = await this.p.namespace.listObjects(bucket, {
-      prefix: q.prefix ?? '',
-      ...(q.delimiter ? { delimiter: q.delimiter } : {}),
-      ...(q.after !== undefined ? { after: q.after } : {}),
-      maxKeys: q.maxKeys ?? 1000,
-    });
+    // The bucket is checked alongside the scan (one round of reads, not two).
+    const [, page] = await Promise.all([
+      this.headBucket(bucket),
+      this.p.namespace.listObjects(bucket, {
+        prefix: q.prefix ?? '',
+        ...(q.delimiter ? { delimiter: q.delimiter } : {}),
+        ...(q.after !== undefined ? { after: q.after } : {}),
+        maxKeys: q.maxKeys ?? 1000,
+      }),
+    ]);
     this.p.metrics.listEntriesScanned.inc(this.p.namespace.entriesScanned - before);
     return page;
   }
@@ -587,8 +600,8 @@ export class Engine {
   /** Commit `rec` (plus `extra` ops) in one batch, then drop what it superseded. */
   private async commitObject(rec: ObjectRecord, extra: BatchOp[] = []): Promise<void> {
     await this.locks.run(objectLock(rec.bucket, rec.key), async () => {
-      if (!(await this.p.namespace.getBucket(rec.bucket))) throw new EngineError('NO_SUCH_BUCKET');
-      const old = await this.p.namespace.getObject(rec.bucket, rec.key);
+      const [bucket, old] = await Promise.all([this.p.namespace.getBucket(rec.bucket), this.p.namespace.getObject(rec.bucket, rec.key)]);
+      if (!bucket) throw new EngineError('NO_SUCH_BUCKET');
       await this.replaceRecord(old, rec, extra);
       if (old) await this.deleteObjectBlobs(old);
     });

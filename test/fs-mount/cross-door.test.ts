@@ -91,7 +91,7 @@ t.test('mount and S3 see the same objects, bytes, metadata and times', async (t)
     t.ok(gw.logs.some((l) => l.includes('read through the mount failed') && l.includes('lost.bin')), 'the reason is logged');
   });
 
-  await t.test('the drive counts its operations, bytes and handles', async (t) => {
+  await t.test('the drive counts its operations, latency, bytes, handles and recalls', async (t) => {
     const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     t.ok(value(/^valentine_fuse_ops_total\{op="write",result="ok"\} (\d+)/m) > 0, 'write operations counted');
@@ -101,5 +101,7 @@ t.test('mount and S3 see the same objects, bytes, metadata and times', async (t)
     t.ok(value(/^valentine_fuse_op_seconds_count\{op="read"\} (\d+)/m) > 0, 'read latency histogram');
     t.ok(value(/^valentine_fuse_commits_total\{result="ok"\} (\d+)/m) > 0, 'commits on close');
     t.equal(value(/^valentine_fuse_open_handles (\d+)/m), 0, 'no handle left open');
+    t.equal(value(/^valentine_fuse_recalls_total (\d+)/m), 1, 'the one stub read on the mount is counted as a recall');
+    t.ok(value(/^valentine_fuse_read_failures_total (\d+)/m) >= 1, 'the unreadable object counted as a read failure');
   });
 });

@@ -1,9 +1,11 @@
 // The per-handle object reader against a real engine: sequential, shuffled
 // and jumping reads all return the object's bytes; a file whose copies are
-// all bad fails every read (never a silent end of file).
+// all bad fails every read (never a silent end of file). The scratch copy of
+// a file being written keeps its bytes right in memory and in a temp file.
 import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import t from 'tap';
-import { ObjectReader } from '../../fs-mount/handles.js';
+import { ObjectReader, Scratch } from '../../fs-mount/handles.js';
 import { MemorySite } from '../../tiering/index.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
 import { chunksOf, localSites, openEngine } from '../tiering/helpers.js';
@@ -53,4 +55,48 @@ t.test('when no copy can be read, every read fails', async (t) => {
   const buf = Buffer.alloc(CHUNK);
   await t.rejects(reader.read(buf, CHUNK, 0), { code: 'NO_GOOD_COPY' });
   await t.rejects(reader.read(buf, CHUNK, CHUNK), { code: 'NO_GOOD_COPY' }, 'the next read fails too');
+});
+
+t.test('scratch copy: small files stay in memory, larger ones move to a temp file, bytes always right', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const all = async (s: Scratch) => {
+    const parts: Buffer[] = [];
+    for await (const c of s.body()) parts.push(c);
+    return Buffer.concat(parts);
+  };
+  const small = new Scratch(dir);
+  await small.write(Buffer.from('hello world'), 11, 0);
+  await small.write(Buffer.from('W'), 1, 6);
+  await small.truncate(9);
+  await small.write(Buffer.from('!'), 1, 12); // sparse: zeros in the gap
+  t.same(await all(small), Buffer.from('hello Wor\0\0\0!'), 'writes, truncate and a sparse write');
+  t.same(await readdir(dir), [], 'a small file makes no temp file');
+  await small.discard();
+
+  // Random writes and truncates against a plain buffer, crossing the memory limit.
+  const big = new Scratch(dir);
+  let model = Buffer.alloc(0);
+  const rnd = (n: number) => Math.floor(Math.random() * n);
+  for (let i = 0; i < 60; i++) {
+    if (i % 10 === 9) {
+      const size = rnd(400 * 1024);
+      await big.truncate(size);
+      model = size <= model.length ? model.subarray(0, size) : Buffer.concat([model, Buffer.alloc(size - model.length)]);
+    } else {
+      const pos = rnd(i < 30 ? 100 * 1024 : 500 * 1024);
+      const data = randomBytes(1 + rnd(64 * 1024));
+      await big.write(data, data.length, pos);
+      if (pos + data.length > model.length) model = Buffer.concat([model, Buffer.alloc(pos + data.length - model.length)]);
+      data.copy(model, pos);
+    }
+    t.equal(big.size, model.length);
+  }
+  t.ok((await all(big)).equals(model), 'the body is what was written');
+  const buf = Buffer.alloc(1000);
+  const n = await big.read(buf, 1000, 1234);
+  t.ok(buf.subarray(0, n).equals(model.subarray(1234, 2234)), 'a read in the middle');
+  t.equal((await readdir(dir)).length, 1, 'past the memory limit it lives in one temp file');
+  await big.discard();
+  t.same(await readdir(dir), [], 'discard removes the temp file');
 });

@@ -112,11 +112,14 @@ t.test('the mounted drive under real tools', async (t) => {
     t.equal((await sh(`sha256sum < ${q(`${mnt}/specimens/q.bin`)}`)), await sh(`sha256sum < ${q(local)}`));
   });
 
-  await t.test('ln -s makes a symbolic link that readlink and cat follow', async (t) => {
+  await t.test('ln -s makes a symbolic link that readlink and cat follow; a hard link is refused', async (t) => {
     await sh(`ln -s tree/renamed.txt ${q(`${mnt}/specimens/link`)}`);
     t.equal((await sh(`readlink ${q(`${mnt}/specimens/link`)}`)).trim(), 'tree/renamed.txt');
     t.equal(await sh(`cat ${q(`${mnt}/specimens/link`)}`), 'replaced-by\n');
     t.equal((await sh(`stat -c %F ${q(`${mnt}/specimens/link`)}`)).trim(), 'symbolic link');
+    const hard = await shStatus(`ln ${q(`${mnt}/specimens/tree/renamed.txt`)} ${q(`${mnt}/specimens/hard`)}`);
+    t.match(hard.stderr, /Operation not permitted/, 'ln without -s: EPERM, as link(2) says for a filesystem without hard links');
+    t.equal((await shStatus(`stat ${q(`${mnt}/specimens/hard`)}`)).code, 1, 'and nothing is made');
   });
 
   await t.test('setfattr/getfattr: user attributes, and the tier and sites', async (t) => {

@@ -165,7 +165,7 @@ t.test('a shard site down: coding refuses and keeps the replicas', async (t) => 
   const data = randomBytes(200_000);
   const rec = await engine.putObject('ec1', 'd', chunksOf(data), { meta: {} });
   const cDir = join(dir, 'C');
-  await rm(join(cDir, 'tmp'), { recursive: true }); // site C can no longer take writes
+  await rm(cDir, { recursive: true }); // site C's disk is gone: it can no longer take writes
   await t.rejects(engine.codeObject('ec1', 'd'), { code: 'SITE_UNAVAILABLE' });
   const after = await engine.headObject('ec1', 'd');
   t.equal(after.tier, 'replicated', 'still replicated');
