@@ -300,7 +300,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       const { format: _f, ...shown } = q;
       const ev = await store.startDownload({ by: who(req, d.credentials), format, query: shown });
       const t0 = performance.now();
-      // Download counts are written a thousand records at a time, one write in flight while the export streams on.
+      // Download counts are written 5,000 records at a time, one write in flight while the export streams on.
       let pending: RecordId[] = [];
       let counting: Promise<void> = Promise.resolve();
       const countPending = async () => {
@@ -313,7 +313,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
         for await (const chunk of matchChunks(store, query)) {
           ev.records += chunk.length;
           for (const m of chunk) pending.push(m.id);
-          if (pending.length >= 1000) await countPending();
+          if (pending.length >= 5000) await countPending();
           yield chunk;
         }
         if (pending.length > 0) await countPending();
