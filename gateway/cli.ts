@@ -197,7 +197,17 @@ async function serve(config: Readonly<Config>): Promise<void> {
 
   const s3 = buildS3({ engine, credentials: credentials.lookup, options: { region: config.s3.region, maxXmlBytes: config.s3.maxXmlBytes }, log, registry });
   let s3Url: string | undefined;
-  const recode = buildRecode({ engine, credentials: credentials.lookup, dataDir: config.dataDir, log, registry, mediaBaseUrl: () => s3Url });
+  // RECODE reports links to deleted objects as FLOWS issues, and checks every link on the scrub schedule.
+  const recode = buildRecode({
+    engine,
+    credentials: credentials.lookup,
+    dataDir: config.dataDir,
+    log,
+    registry,
+    mediaBaseUrl: () => s3Url,
+    issues,
+    linkCheckEveryMs: parseDuration(config.flows.scrub.every)!,
+  });
   const admin = buildAdmin({
     engine,
     registry,

@@ -4,7 +4,7 @@
 // field errors. Records are keyed by their catalogue number, so re-running an
 // import (after a crash, say) creates nothing twice.
 import type { Engine } from '../tiering/index.js';
-import { parseCsv, splitLines } from './csv.js';
+import { parseCsvChunks, splitLines } from './csv.js';
 import { RecodeError, type FieldError } from './errors.js';
 import { checkLinks } from './media.js';
 import type { CollectionSchema } from './schema.js';
@@ -30,62 +30,75 @@ export interface ImportSummary {
 const MAX_REPORTED = 1000;
 export const MEDIA_COLUMN = 'media';
 
-/** NDJSON lines: each a record as exported ({data, media, ...}) or bare data fields. */
-export async function* ndjsonItems(source: AsyncIterable<Buffer>): AsyncGenerator<ImportItem> {
-  for await (const l of splitLines(source)) {
-    if (l.tooLong) yield { line: l.line, error: 'the line is longer than 1 MiB' };
-    else if (l.text!.trim() !== '') {
-      try {
-        yield { line: l.line, value: JSON.parse(l.text!) };
-      } catch (err) {
-        yield { line: l.line, error: `not valid JSON: ${(err as Error).message}` };
+/** NDJSON lines: each a record as exported ({data, media, ...}) or bare data fields; a chunk of lines at a time. */
+export async function* ndjsonItems(source: AsyncIterable<Buffer>): AsyncGenerator<ImportItem[]> {
+  for await (const lines of splitLines(source)) {
+    const items: ImportItem[] = [];
+    for (const l of lines) {
+      if (l.tooLong) items.push({ line: l.line, error: 'the line is longer than 1 MiB' });
+      else if (l.text!.trim() !== '') {
+        try {
+          items.push({ line: l.line, value: JSON.parse(l.text!) });
+        } catch (err) {
+          items.push({ line: l.line, error: `not valid JSON: ${(err as Error).message}` });
+        }
       }
     }
+    yield items;
   }
 }
 
 /**
  * CSV rows under a header of schema fields (plus `media`: a JSON array of
- * links). Numbers and objects are decoded by the field's schema type; an
- * empty cell is an absent field. Unknown columns refuse the whole import.
+ * links), a chunk of rows at a time. Numbers and objects are decoded by the
+ * field's schema type; an empty cell is an absent field. Unknown columns
+ * refuse the whole import.
  */
-export async function* csvItems(source: AsyncIterable<Buffer>, schema: CollectionSchema): AsyncGenerator<ImportItem> {
+export async function* csvItems(source: AsyncIterable<Buffer>, schema: CollectionSchema): AsyncGenerator<ImportItem[]> {
   let header: string[] | undefined;
-  for await (const row of parseCsv(source)) {
-    if (!header) {
-      header = row.fields;
-      const unknown = header.map((h, i) => ({ h, i })).filter(({ h }) => h !== MEDIA_COLUMN && schema.typeOf(h) === undefined);
-      if (unknown.length > 0) {
-        throw new RecodeError('INVALID_REQUEST', 'the CSV header names fields the collection schema does not have', unknown.map(({ h, i }) => ({ pointer: `/header/${i}`, detail: `unknown field '${h}'` })));
+  for await (const rows of parseCsvChunks(source)) {
+    const items: ImportItem[] = [];
+    for (const row of rows) {
+      if (!header) {
+        header = row.fields;
+        const unknown = header.map((h, i) => ({ h, i })).filter(({ h }) => h !== MEDIA_COLUMN && schema.typeOf(h) === undefined);
+        if (unknown.length > 0) {
+          throw new RecodeError('INVALID_REQUEST', 'the CSV header names fields the collection schema does not have', unknown.map(({ h, i }) => ({ pointer: `/header/${i}`, detail: `unknown field '${h}'` })));
+        }
+        continue;
       }
-      continue;
+      items.push(csvItem(row, header, schema));
     }
-    const data: Record<string, unknown> = {};
-    let media: unknown;
-    let error: string | undefined;
-    header.forEach((h, i) => {
-      const cell = row.fields[i] ?? '';
-      if (cell === '') return;
-      if (h === MEDIA_COLUMN) {
-        try {
-          media = JSON.parse(cell);
-        } catch {
-          error = `column '${MEDIA_COLUMN}' is not a JSON array`;
-        }
-        return;
-      }
-      const type = schema.typeOf(h);
-      if (type === 'number' || type === 'integer') data[h] = /^\s*$/.test(cell) || Number.isNaN(Number(cell)) ? cell : Number(cell);
-      else if (type === 'object' || type === 'array') {
-        try {
-          data[h] = JSON.parse(cell);
-        } catch {
-          data[h] = cell; // the schema step reports the wrong type
-        }
-      } else data[h] = cell;
-    });
-    yield error ? { line: row.line, error } : { line: row.line, value: media === undefined ? { data } : { data, media } };
+    yield items;
   }
+}
+
+function csvItem(row: { line: number; fields: string[] }, header: string[], schema: CollectionSchema): ImportItem {
+  const data: Record<string, unknown> = {};
+  let media: unknown;
+  let error: string | undefined;
+  header.forEach((h, i) => {
+    const cell = row.fields[i] ?? '';
+    if (cell === '') return;
+    if (h === MEDIA_COLUMN) {
+      try {
+        media = JSON.parse(cell);
+      } catch {
+        error = `column '${MEDIA_COLUMN}' is not a JSON array`;
+      }
+      return;
+    }
+    const type = schema.typeOf(h);
+    if (type === 'number' || type === 'integer') data[h] = /^\s*$/.test(cell) || Number.isNaN(Number(cell)) ? cell : Number(cell);
+    else if (type === 'object' || type === 'array') {
+      try {
+        data[h] = JSON.parse(cell);
+      } catch {
+        data[h] = cell; // the schema step reports the wrong type
+      }
+    } else data[h] = cell;
+  });
+  return error ? { line: row.line, error } : { line: row.line, value: media === undefined ? { data } : { data, media } };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -103,30 +116,31 @@ export function mediaShape(media: unknown, root = '/media'): FieldError[] {
   return out;
 }
 
-/** One import line as a record input, or its problems. */
-async function validateItem(item: ImportItem, schema: CollectionSchema, engine: Engine): Promise<RecordInput | FieldError[]> {
+/** One import line as a record input, or its problems; links are checked with the engine after (checkLinks). */
+function validateItem(item: ImportItem, schema: CollectionSchema): RecordInput | FieldError[] {
   if (item.error !== undefined) return [{ pointer: '', detail: item.error }];
   const v = item.value;
   if (!isObject(v)) return [{ pointer: '', detail: 'must be a JSON object' }];
   const data = isObject(v.data) ? v.data : 'data' in v ? v.data : v;
-  const problems = [...schema.problems(data), ...mediaShape(v.media)];
+  const problems = schema.problems(data);
+  if (v.media !== undefined) problems.push(...mediaShape(v.media));
   if (problems.length > 0) return problems;
-  const media = (v.media ?? []) as MediaLink[];
-  const broken = await checkLinks(engine, media);
-  if (broken.length > 0) return broken;
-  return { data: data as Record<string, unknown>, media: media.map((m) => ({ bucket: m.bucket, key: m.key, role: m.role })) };
+  const media = ((v.media ?? []) as MediaLink[]).map((m) => ({ bucket: m.bucket, key: m.key, role: m.role }));
+  return media.length > 0 ? { data: data as Record<string, unknown>, media } : { data: data as Record<string, unknown> };
 }
 
 export async function importRecords(
   store: RecodeStore,
   engine: Engine,
-  items: AsyncIterable<ImportItem>,
+  items: AsyncIterable<ImportItem[]>,
   by: string,
-  batchSize = 1000,
+  batchSize = 5000,
+  maxHoldMs = 250,
 ): Promise<ImportSummary> {
   const t0 = performance.now();
   const sum: ImportSummary = { lines: 0, created: 0, updated: 0, unchanged: 0, failed: 0, errors: [], durationMs: 0 };
   let batch: RecordInput[] = [];
+  let batchStarted = 0;
   // One batch commits (and fsyncs) while the next is parsed and validated; batches still commit in order.
   let inflight: Promise<void> = Promise.resolve();
   let failure: { err: unknown } | undefined;
@@ -149,16 +163,30 @@ export async function importRecords(
       },
     );
   };
-  for await (const item of items) {
-    sum.lines++;
-    const r = await validateItem(item, store.schema, engine);
-    if (Array.isArray(r)) {
-      sum.failed++;
-      if (sum.errors.length < MAX_REPORTED) sum.errors.push({ line: item.line, errors: r });
-      continue;
+  const fail = (line: number, errors: FieldError[]) => {
+    sum.failed++;
+    if (sum.errors.length < MAX_REPORTED) sum.errors.push({ line, errors });
+  };
+  for await (const chunk of items) {
+    for (const item of chunk) {
+      sum.lines++;
+      const r = validateItem(item, store.schema);
+      if (Array.isArray(r)) {
+        fail(item.line, r);
+        continue;
+      }
+      // Only lines with links wait for the engine; the rest never leave this loop.
+      const broken = r.media ? await checkLinks(engine, r.media) : [];
+      if (broken.length > 0) {
+        fail(item.line, broken);
+        continue;
+      }
+      if (batch.length === 0) batchStarted = performance.now();
+      batch.push(r);
+      if (batch.length >= batchSize) await flush();
     }
-    batch.push(r);
-    if (batch.length >= batchSize) await flush();
+    // A slow stream still commits what it has sent, at least every maxHoldMs.
+    if (batch.length > 0 && performance.now() - batchStarted >= maxHoldMs) await flush();
   }
   await flush();
   await settled();

@@ -13,6 +13,11 @@ export class CsvRowTooLong extends Error {}
 
 /** Rows of a CSV byte stream, each with the line number it starts on. */
 export async function* parseCsv(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxRowChars = 1 << 20): AsyncGenerator<{ line: number; fields: string[] }> {
+  for await (const rows of parseCsvChunks(source, maxRowChars)) yield* rows;
+}
+
+/** The same rows, as the arrays each input chunk completes (bulk import: no async step per row). */
+export async function* parseCsvChunks(source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxRowChars = 1 << 20): AsyncGenerator<{ line: number; fields: string[] }[]> {
   const decoder = new TextDecoder('utf-8');
   let fields: string[] = [];
   let field = '';
@@ -70,19 +75,32 @@ export async function* parseCsv(source: AsyncIterable<Buffer | string> | Iterabl
       }
     }
   };
-  for await (const chunk of source) yield* take(typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
-  yield* take(decoder.decode());
+  for await (const chunk of source) {
+    const rows = [...take(typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }))];
+    if (rows.length > 0) yield rows;
+  }
+  const rows = [...take(decoder.decode())];
   if (afterQuote) quoted = false;
-  if (any || field !== '' || fields.length > 0) yield endRow();
+  if (any || field !== '' || fields.length > 0) rows.push(endRow());
+  if (rows.length > 0) yield rows;
 }
 
-/** Lines of a byte stream (LF or CRLF), each with its number; a line over `maxBytes` is reported, not held. */
-export async function* splitLines(source: AsyncIterable<Buffer>, maxBytes = 1 << 20): AsyncGenerator<{ line: number; text?: string; tooLong?: boolean }> {
+export interface Line {
+  line: number;
+  text?: string;
+  tooLong?: boolean;
+}
+
+/**
+ * Lines of a byte stream (LF or CRLF), each with its number, as the arrays
+ * each input chunk completes; a line over `maxBytes` is reported, not held.
+ */
+export async function* splitLines(source: AsyncIterable<Buffer>, maxBytes = 1 << 20): AsyncGenerator<Line[]> {
   let parts: Buffer[] = [];
   let held = 0;
   let tooLong = false;
   let line = 0;
-  const emit = (last: Buffer) => {
+  const emit = (last: Buffer): Line => {
     line++;
     if (tooLong) {
       tooLong = false;
@@ -98,10 +116,12 @@ export async function* splitLines(source: AsyncIterable<Buffer>, maxBytes = 1 <<
   };
   for await (const chunk of source) {
     let start = 0;
+    const lines: Line[] = [];
     for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
-      yield emit(chunk.subarray(start, nl));
+      lines.push(emit(chunk.subarray(start, nl)));
       start = nl + 1;
     }
+    if (lines.length > 0) yield lines;
     const rest = chunk.subarray(start);
     if (rest.length > 0 && !tooLong) {
       held += rest.length;
@@ -111,5 +131,5 @@ export async function* splitLines(source: AsyncIterable<Buffer>, maxBytes = 1 <<
       } else parts.push(Buffer.from(rest));
     }
   }
-  if (parts.length > 0 || tooLong) yield emit(Buffer.alloc(0));
+  if (parts.length > 0 || tooLong) yield [emit(Buffer.alloc(0))];
 }

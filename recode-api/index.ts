@@ -11,10 +11,11 @@ import { RecodeError, toProblem, toRecodeError } from './errors.js';
 import { createRecodeMetrics } from './metrics.js';
 import { routeDoc, type RouteDoc } from './openapi.js';
 import { registerRoutes } from './routes.js';
+import { brokenLinks, LinkReporter, type LinkIssues } from './media.js';
 import { RecodeStore, type MediaLink } from './store.js';
 
 export { RecodeStore, idString, parseId, type StoredRecord, type MediaLink, type LinkEntry } from './store.js';
-export { brokenLinks } from './media.js';
+export { brokenLinks, type LinkIssues } from './media.js';
 export { RECODE_ERRORS, RecodeError, type Problem } from './errors.js';
 export { DARWIN_CORE_SCHEMA } from './schema.js';
 
@@ -31,6 +32,10 @@ export interface RecodeDeps {
   store?: RecodeStore;
   /** The base URL stored objects are served from (the S3 endpoint), for DwC-A media links. */
   mediaBaseUrl?: () => string | undefined;
+  /** FLOWS's issue log: broken links found by reads and walks are reported there. */
+  issues?: LinkIssues;
+  /** How often every link is checked (with `issues`); none when absent. */
+  linkCheckEveryMs?: number;
 }
 
 export function buildRecode(deps: RecodeDeps): FastifyPluginAsync {
@@ -76,6 +81,22 @@ export function buildRecode(deps: RecodeDeps): FastifyPluginAsync {
       const path = `${encodeURIComponent(m.bucket)}/${m.key.split('/').map(encodeURIComponent).join('/')}`;
       return base ? `${base.replace(/\/$/, '')}/${path}` : `s3://${m.bucket}/${m.key}`;
     };
-    registerRoutes(app, { store, engine: deps.engine, credentials: deps.credentials, metrics, routes, prefix, mediaUrl });
+    const links = deps.issues && new LinkReporter(deps.issues, deps.log);
+    registerRoutes(app, { store, engine: deps.engine, credentials: deps.credentials, metrics, routes, prefix, mediaUrl, ...(links && { links }) });
+
+    // Links to objects deleted while no one reads their records are found by a walk over every link on a schedule.
+    if (links && deps.linkCheckEveryMs) {
+      let walking = false;
+      const timer = setInterval(() => {
+        if (walking) return;
+        walking = true;
+        brokenLinks(store, deps.engine, undefined, Infinity, links)
+          .then((r) => deps.log.info({ broken: r.broken.length }, 'RECODE link check finished'))
+          .catch((err: unknown) => deps.log.warn({ err: String(err) }, 'RECODE link check failed'))
+          .finally(() => (walking = false));
+      }, Math.min(deps.linkCheckEveryMs, 2 ** 31 - 1));
+      timer.unref();
+      app.addHook('onClose', async () => clearInterval(timer));
+    }
   };
 }

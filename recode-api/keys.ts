@@ -4,7 +4,8 @@
 // them), so NUL always ends a part and a record key sorts in catalogue order.
 //
 //   R \0 <inst> \0 <coll> \0 <cat>                          record
-//   I \0 <field> \0 <value> \0 <inst> \0 <coll> \0 <cat>    index entry (value ''), written with its record
+//   I \0 <f> \0 <value> \0 <inst> \0 <coll> \0 <cat>        index entry (empty value), written with its record;
+//                                                           <f> is the field's one-letter code (INDEX_CODES)
 //   A \0 <inst> \0 <coll> \0 <cat> \0 <seq>                 audit entry (append-only)
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
@@ -16,6 +17,30 @@
 export type RecordId = readonly [institutionCode: string, collectionCode: string, catalogNumber: string];
 
 const SEP = 0;
+
+/**
+ * One letter per indexed field in index keys: an import writes eleven index
+ * entries per record, and a short, fixed code keeps each key small. Codes are
+ * on disk: never reuse or change one.
+ */
+const INDEX_CODES: Readonly<Record<string, string>> = {
+  scientificName: 'n',
+  family: 'f',
+  genus: 'g',
+  country: 'c',
+  basisOfRecord: 'b',
+  recordedBy: 'r',
+  typeStatus: 't',
+  status: 's',
+  eventDate: 'd',
+  decimalLatitude: 'y',
+  decimalLongitude: 'x',
+};
+function code(field: string): string {
+  const c = INDEX_CODES[field];
+  if (c === undefined) throw new Error(`no index key code for field '${field}'`);
+  return c;
+}
 
 /** Family letter and parts joined by NUL (one string, one encode: this runs ~14 times per imported record). */
 function build(family: string, ...parts: string[]): Buffer {
@@ -38,20 +63,20 @@ export const keys = {
   records: (...scope: string[]) => (scope.length === 0 ? under(Buffer.from('R', 'latin1')) : under(build('R', ...scope))),
   recordIdOf: (k: Buffer): RecordId => splitKey(k) as unknown as RecordId,
 
-  index: (field: string, value: string, id: RecordId) => build('I', field, value, ...id),
+  index: (field: string, value: string, id: RecordId) => build('I', code(field), value, ...id),
   /** Entries of `field` whose value is exactly `value`. */
-  indexExact: (field: string, value: string) => under(build('I', field, value)),
+  indexExact: (field: string, value: string) => under(build('I', code(field), value)),
   /** Entries of `field` whose value starts with `prefix` (any continuation). */
   indexPrefix: (field: string, prefix: string) => {
-    const p = build('I', field, prefix);
+    const p = build('I', code(field), prefix);
     return { gt: p, lt: Buffer.concat([p, Buffer.of(0xff)]) };
   },
   /** Entries of `field` with from <= value <= to (either bound optional). */
   indexRange: (field: string, from?: string, to?: string) => {
-    const all = under(build('I', field));
+    const all = under(build('I', code(field)));
     return {
-      gt: from === undefined ? all.gt : build('I', field, from),
-      lt: to === undefined ? all.lt : Buffer.concat([build('I', field, to), Buffer.of(SEP + 1)]),
+      gt: from === undefined ? all.gt : build('I', code(field), from),
+      lt: to === undefined ? all.lt : Buffer.concat([build('I', code(field), to), Buffer.of(SEP + 1)]),
     };
   },
   /** The record an index entry points at. */

@@ -11,7 +11,7 @@ import { csvItems, importRecords, ndjsonItems } from './bulk.js';
 import { RecodeError } from './errors.js';
 import { CONTENT_TYPES, EXPORT_FORMATS, csv, dwca, ndjson, recordView, type ExportFormat } from './export/formats.js';
 import type { RecordId } from './keys.js';
-import { brokenLinks, checkLinks, resolveLinks } from './media.js';
+import { brokenLinks, checkLinks, resolveLinks, type LinkReporter } from './media.js';
 import type { RecodeMetrics } from './metrics.js';
 import { openApiDocument, type RouteDoc } from './openapi.js';
 import { count, matchChunks, page, parseSearch, searchParameters } from './search.js';
@@ -27,6 +27,8 @@ export interface RouteDeps {
   prefix: string;
   /** Where a stored object can be fetched (the S3 endpoint), for DwC-A links. */
   mediaUrl: (m: MediaLink) => string;
+  /** Where broken links are reported (FLOWS), when there is one. */
+  links?: LinkReporter;
 }
 
 const ID_PARAMS = {
@@ -102,7 +104,8 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
   }
 
   async function fullView(id: RecordId, rec: StoredRecord) {
-    return { ...recordView(id, rec), media: await resolveLinks(engine, rec.media), downloads: await store.downloadCount(id) };
+    const media = await resolveLinks(engine, rec.media, d.links && { to: d.links, record: idString(id) });
+    return { ...recordView(id, rec), media, downloads: await store.downloadCount(id) };
   }
 
   function sendRecord(reply: FastifyReply, id: RecordId, rec: StoredRecord, status = 200) {
@@ -300,7 +303,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
       const { format: _f, ...shown } = q;
       const ev = await store.startDownload({ by: who(req, d.credentials), format, query: shown });
       const t0 = performance.now();
-      // Download counts are written a thousand records at a time, one write in flight while the export streams on.
+      // Download counts are written 5,000 records at a time, one write in flight while the export streams on.
       let pending: RecordId[] = [];
       let counting: Promise<void> = Promise.resolve();
       const countPending = async () => {
@@ -313,7 +316,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
         for await (const chunk of matchChunks(store, query)) {
           ev.records += chunk.length;
           for (const m of chunk) pending.push(m.id);
-          if (pending.length >= 1000) await countPending();
+          if (pending.length >= 5000) await countPending();
           yield chunk;
         }
         if (pending.length > 0) await countPending();
@@ -359,7 +362,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
     },
     async (req) => {
       const q = req.query as { cursor?: string; budget: number };
-      const r = await brokenLinks(store, engine, q.cursor === undefined ? undefined : Buffer.from(q.cursor, 'base64url'), q.budget);
+      const r = await brokenLinks(store, engine, q.cursor === undefined ? undefined : Buffer.from(q.cursor, 'base64url'), q.budget, d.links);
       return { broken: r.broken, ...(r.next && { next: r.next.toString('base64url') }) };
     },
   );

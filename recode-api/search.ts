@@ -130,7 +130,7 @@ export interface Visit {
 export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, rec]) => ({ key, id: keys.recordIdOf(key), ...(matches(rec, q) && { rec }) }));
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, rec]) => (matches(rec, q) ? { key, id: keys.recordIdOf(key), rec } : { key, id: keys.recordIdOf(key) }));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
@@ -205,7 +205,10 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
   let scanned = 0;
   let last: Buffer | undefined;
   let more = false;
-  for await (const v of walk(store, q, p, from, Math.min(limit + 1, 256))) {
+  // A driving range that is the whole answer is read a page at a time; one that other filters thin out, in larger steps (fewer trips to LevelDB).
+  const dense = p.covered || (p.walk === 'records' && q.filters.length === 0);
+  const chunk = dense ? Math.min(limit + 1, 256) : 1000;
+  for await (const v of walk(store, q, p, from, chunk)) {
     if (items.length === limit || scanned === budget) {
       more = true;
       break;

@@ -290,7 +290,8 @@ export class RecodeStore {
 
   /** Records in key order within `range`, in chunks (deleted ones included: callers filter). */
   async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, StoredRecord][]> {
-    const it = this.db.iterator(range);
+    // classic-level stops a nextv() at highWaterMarkBytes (16 KiB by default: ~30 records); let it fill the chunk.
+    const it = this.db.iterator({ ...range, highWaterMarkBytes: chunk * 2048 });
     try {
       for (;;) {
         const got = await it.nextv(chunk);
@@ -304,7 +305,7 @@ export class RecodeStore {
 
   /** Index keys in order within `range`, in chunks. */
   async *keyChunks(range: Range, chunk = 256): AsyncGenerator<Buffer[]> {
-    const it = this.db.keys(range);
+    const it = this.db.keys({ ...range, highWaterMarkBytes: chunk * 256 });
     try {
       for (;;) {
         const got = await it.nextv(chunk);
@@ -344,7 +345,10 @@ export class RecodeStore {
     const run = this.countLock.then(async () => {
       const ks = ids.map(keys.downloadCount);
       const now = (await this.db.getMany(ks)) as (number | undefined)[];
-      await this.db.batch(ks.map((key, i) => ({ type: 'put' as const, key, value: (now[i] ?? 0) + 1 })));
+      // A chained batch: abstract-level's array batch copies and re-checks every operation first.
+      const batch = this.db.batch();
+      ks.forEach((key, i) => batch.put(key, (now[i] ?? 0) + 1));
+      await batch.write();
     });
     this.countLock = run.catch(() => {});
     return run;
@@ -380,6 +384,10 @@ export class RecodeStore {
       if (op.type === 'put') batch.put(op.key, op.value);
       else batch.del(op.key);
     }
+    for (const [ck, n] of this.pendingCounts) {
+      const [inst = '', coll = ''] = ck.split('\0');
+      batch.put(keys.collectionCount(inst, coll), n);
+    }
     await batch.write({ sync: true });
     for (const [k, n] of this.pendingCounts) this.counts.set(k, n);
     this.pendingCounts.clear();
@@ -402,14 +410,12 @@ export class RecodeStore {
     const delta = (rec.deleted ? 0 : 1) - (before && !before.deleted ? 1 : 0);
     if (delta !== 0) {
       const ck = `${id[0]}\0${id[1]}`;
-      const n = (this.pendingCounts.get(ck) ?? this.counts.get(ck) ?? 0) + delta;
-      this.pendingCounts.set(ck, n);
-      ops.push({ type: 'put', key: keys.collectionCount(id[0], id[1]), value: n });
+      this.pendingCounts.set(ck, (this.pendingCounts.get(ck) ?? this.counts.get(ck) ?? 0) + delta);
     }
     return ops;
   }
 
-  /** Counts changed by ops not yet committed (several records of one batch in one collection). */
+  /** Collection counts changed by ops not yet committed; commit() writes each once, in the same batch. */
   private readonly pendingCounts = new Map<string, number>();
 
   private auditOp(id: RecordId, rec: StoredRecord, before: StoredRecord | undefined, action: AuditEntry['action'], by: string, event?: AuditEntry['event'], source?: 'import'): BatchOp {
@@ -426,10 +432,12 @@ export class RecodeStore {
 type Entry = { key: Buffer; value: Value };
 
 /** Index and link entries a record holds (none once deleted). */
+const INDEXED = Object.entries(INDEXES);
+
 function entries(id: RecordId, rec: StoredRecord): Entry[] {
   const out: Entry[] = [];
   if (rec.deleted) return out;
-  for (const [field, kind] of Object.entries(INDEXES)) {
+  for (const [field, kind] of INDEXED) {
     const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
     if (v !== undefined) out.push({ key: keys.index(field, v, id), value: '' });
   }

@@ -1,6 +1,7 @@
 // The pieces under the API, each checked against an independent reference:
 // the error catalogue, CSV both ways, Darwin Core dates, the sortable number
-// encoding the indexes use, and the zip writer read back by the real unzip.
+// encoding the indexes use, the export's NDJSON line writer, and the zip
+// writer read back by the real unzip.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { csvRow, parseCsv } from '../../recode-api/csv.js';
 import { RECODE_ERRORS } from '../../recode-api/errors.js';
+import { recordLine, recordView } from '../../recode-api/export/formats.js';
 import { zip } from '../../recode-api/export/zip.js';
 import { dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
@@ -66,6 +68,17 @@ t.test('sortable numbers sort bytewise in numeric order', async (t) => {
   const byBytes = nums.map(sortableNumber).sort();
   t.same(byBytes, byNumber);
   t.equal(sortableNumber(-0), sortableNumber(0));
+});
+
+t.test('NDJSON export line: the same text as the record view serialised whole', async (t) => {
+  const base = { v: 1 as const, version: 3, created: 1_700_000_000_123, createdBy: 'W', updated: 1_700_000_500_000, updatedBy: 'R', status: 'on-loan' as const, media: [{ bucket: 'b', key: 'k "1"', role: 'image' }] };
+  const data = { institutionCode: 'NHM', collectionCode: 'ENT', catalogNumber: 'X/1', scientificName: 'Apis "mellifera"\n', dynamicProperties: { a: [1, null] } };
+  const cases = [
+    { ...base, data },
+    { ...base, data, loan: { event: 'e1', borrower: 'Kew', dueDate: '2030-01-01' } },
+    { ...base, data, media: [], deleted: { at: 1_700_000_900_000, by: 'W', reason: 'duplicate' } },
+  ];
+  for (const rec of cases) t.equal(recordLine(['NHM', 'ENT', 'X/1'], rec), JSON.stringify(recordView(['NHM', 'ENT', 'X/1'], rec)));
 });
 
 t.test('zip writer: the real unzip reads back every byte', async (t) => {

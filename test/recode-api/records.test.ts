@@ -192,17 +192,39 @@ t.test('media links to objects stored over S3: size, checksum, tier; broken once
   t.equal(dorsal.broken, false);
   t.equal(label.role, 'label');
 
+  // FLOWS's issue log, as an operator reads it.
+  const linkIssues = async () => {
+    const res = await fetch(`${gw.adminUrl}/flows/issues?kind=broken-link`, { headers: { authorization: `Basic ${Buffer.from(`${READER[0]}:${READER[1]}`).toString('base64')}` } });
+    t.equal(res.status, 200);
+    return ((await res.json()) as { issues: { subject: string; bucket: string; key: string; state: string; detail: string }[] }).issues;
+  };
+  t.same(await linkIssues(), [], 'no broken link while every object is stored');
+
   await s3.send(new DeleteObjectCommand({ Bucket: 'specimens', Key: 'ent/E-9/label.jpg' }));
-  const g = await call(gw, 'GET', '/records/NHM/ENT/E-9');
+  let g = await call(gw, 'GET', '/records/NHM/ENT/E-9');
   t.equal(g.body.media[0].broken, false);
   t.equal(g.body.media[1].broken, true, 'a deleted object shows as a broken link');
   t.equal(g.body.media[1].size, undefined);
+  let [issue] = await linkIssues();
+  t.match(issue, { subject: 'specimens/ent/E-9/label.jpg', bucket: 'specimens', key: 'ent/E-9/label.jpg', state: 'open' }, 'and FLOWS reports it');
+  t.match(issue?.detail, /NHM\/ENT\/E-9/, 'naming the record that links it');
   const broken = await call(gw, 'GET', '/media/broken', { as: READER });
   t.same(broken.body.broken, [{ bucket: 'specimens', key: 'ent/E-9/label.jpg', role: 'label', record: 'NHM/ENT/E-9' }], 'listed for FLOWS');
+
+  await s3.send(new PutObjectCommand({ Bucket: 'specimens', Key: 'ent/E-9/label.jpg', Body: 'label again' }));
+  g = await call(gw, 'GET', '/records/NHM/ENT/E-9');
+  t.equal(g.body.media[1].broken, false, 'stored again: the link works');
+  t.equal((await linkIssues())[0]?.state, 'resolved', 'and the issue resolves itself');
+
+  await s3.send(new DeleteObjectCommand({ Bucket: 'specimens', Key: 'ent/E-9/label.jpg' }));
+  t.equal((await call(gw, 'GET', '/media/broken')).body.broken.length, 1, 'deleted again: a walk over the links finds it');
+  t.equal((await linkIssues())[0]?.state, 'open', 'and the issue opens again');
 
   const fixed = await call(gw, 'PUT', '/records/NHM/ENT/E-9', { json: { ...rec('E-9'), media: [media[0]] }, headers: { 'if-match': g.headers.get('etag')! } });
   t.equal(fixed.status, 200);
   t.same((await call(gw, 'GET', '/media/broken')).body.broken, [], 'unlinking clears it');
+  [issue] = await linkIssues();
+  t.equal(issue?.state, 'resolved', 'and the walk resolves the issue of an object no record links any more');
 });
 
 t.test('OpenAPI document generated from the route schemas', async (t) => {

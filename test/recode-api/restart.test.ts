@@ -21,12 +21,12 @@ t.teardown(async () => {
 const stored = async () => ((await call(gw, 'GET', '/collections')).body.collections as { records: number }[]).reduce((n, c) => n + c.records, 0);
 
 t.test('SIGKILL mid-import, restart, re-run', async (t) => {
-  // Feed the import slowly: 500 lines every 40 ms.
+  // Feed the import slowly: 500 lines every 100 ms (4 s in all), so the kill lands mid-stream even on a busy host.
   let sent = 0;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (sent >= lines.length) return controller.close();
-      await new Promise((r) => setTimeout(r, 40));
+      await new Promise((r) => setTimeout(r, 100));
       controller.enqueue(Buffer.from(lines.slice(sent, sent + 500).join('\n') + '\n'));
       sent += 500;
     },

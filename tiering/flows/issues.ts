@@ -20,6 +20,8 @@ export const ISSUE_KINDS: readonly IssueKind[] = [
   'source-unreadable',
   'stale-upload',
   'quota',
+  // Raised by RECODE (recode-api/media.ts): a collection record links an object storage no longer holds.
+  'broken-link',
 ];
 export const ISSUE_STATES: readonly IssueState[] = ['open', 'resolved', 'acknowledged'];
 

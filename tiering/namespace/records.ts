@@ -127,7 +127,8 @@ export type IssueKind =
   | 'source-changed'
   | 'source-unreadable'
   | 'stale-upload'
-  | 'quota';
+  | 'quota'
+  | 'broken-link';
 
 /** open → resolved (repaired, automatically) or acknowledged (by a person); seen again → open. */
 export type IssueState = 'open' | 'resolved' | 'acknowledged';
