@@ -61,7 +61,11 @@ export class Namespace {
   /** Entries visited by listings (exported as a metric: it proves pages are cheap). */
   entriesScanned = 0;
 
-  private constructor(private readonly db: Level<Buffer, Value>) {}
+  private readonly durable: GroupCommit;
+
+  private constructor(private readonly db: Level<Buffer, Value>) {
+    this.durable = new GroupCommit((ops) => db.batch(ops, { sync: true }));
+  }
 
   static async open(path: string): Promise<Namespace> {
     const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json' });
@@ -75,7 +79,7 @@ export class Namespace {
 
   /** Commit all ops atomically and durably (fsync) before resolving; `durable: false` for state a crash may lose (it is rebuilt). */
   batch(ops: BatchOp[], durable = true): Promise<void> {
-    return this.db.batch(ops, { sync: durable });
+    return durable ? this.durable.commit(ops) : this.db.batch(ops, { sync: false });
   }
 
   /**
@@ -214,4 +218,41 @@ function rollUp(key: string, prefix: string, delimiter: string): string | undefi
   if (!key.startsWith(prefix)) return undefined;
   const i = key.indexOf(delimiter, prefix.length);
   return i < 0 ? undefined : key.slice(0, i + delimiter.length);
+}
+
+/**
+ * Group commit: durable batches that arrive while one is being written wait
+ * and go together in the next, so concurrent writers share one log fsync
+ * instead of queueing an fsync each. Every caller's ops stay atomic (they
+ * are all in one batch); if a shared batch fails, each is retried alone, so
+ * one bad batch fails only its own caller.
+ */
+class GroupCommit {
+  private queue: { ops: BatchOp[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private writing = false;
+
+  constructor(private readonly write: (ops: BatchOp[]) => Promise<void>) {}
+
+  commit(ops: BatchOp[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ops, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.queue.length > 0) {
+      const group = this.queue;
+      this.queue = [];
+      try {
+        await this.write(group.length === 1 ? group[0]!.ops : group.flatMap((g) => g.ops));
+        for (const g of group) g.resolve();
+      } catch (err) {
+        if (group.length === 1) group[0]!.reject(err);
+        else for (const g of group) await this.write(g.ops).then(g.resolve, g.reject);
+      }
+    }
+    this.writing = false;
+  }
 }
