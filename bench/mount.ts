@@ -3,7 +3,7 @@
 // fuse-native port and mount options (bench/passthrough-fs.ts: the ceiling
 // for this binding), and Valentine's drive. Every file operation is done by
 // a child process (dd, or bench/mount-worker.ts for small files).
-//   npm run build && node dist/bench/mount.js [--samples N] [--files N]
+//   npm run build && node dist/bench/mount.js [--samples N] [--files N] [--cases seq,small,cat]
 // One JSON line per case (name, samples, median, p99, throughput, node,
 // cpu), then a summary line with the ratios against the targets. The
 // engine's own 1 GiB PUT (engine-put-1GiB) is measured too: a mount write
@@ -12,19 +12,21 @@
 // they do for a file just written; what is compared is the path above it.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { DEFAULT_ENGINE_CONFIG, Engine, LocalDirSite, Namespace, createEngineMetrics, silentLogger } from '../tiering/index.js';
-import { MiB, ROOT, log, percentile, round, spawnReady, startGateway, stopper } from './lib.js';
+import { ACCESS_KEY, MiB, ROOT, SECRET_KEY, log, percentile, round, spawnReady, startGateway, stopper, type GatewayProc } from './lib.js';
 
 const exec = promisify(execFile);
-const { values: flags } = parseArgs({ options: { samples: { type: 'string' }, files: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { samples: { type: 'string' }, files: { type: 'string' }, cases: { type: 'string' } } });
 const SAMPLES = Number(flags.samples ?? 3);
 const FILES = Number(flags.files ?? 10_000);
+/** Which groups of cases run (all by default): 1 GiB sequential, 4 KiB small files, cat of 100 MiB. */
+const CASES = new Set((flags.cases ?? 'seq,small,cat').split(','));
 const SEQ_MIB = 1024;
 const SMALL_BYTES = 4096;
 const SMALL_MAX_MS = 60_000;
@@ -38,7 +40,9 @@ const results = new Map<string, Line>();
 
 function emit(name: string, latencies: number[], throughput: number | null, unit: string, extra: Record<string, unknown> = {}): void {
   const s = [...latencies].sort((a, b) => a - b);
-  const line: Line = { name, samples: s.length, median_ms: round(percentile(s, 0.5)), p99_ms: round(percentile(s, 0.99)), throughput: round(throughput ?? NaN, 1), unit, ...extra, ...ENV };
+  // The machine may be shared: the load at the end of each case says how far to trust it.
+  const load = loadavg().map((l) => round(l, 2));
+  const line: Line = { name, samples: s.length, median_ms: round(percentile(s, 0.5)), p99_ms: round(percentile(s, 0.99)), throughput: round(throughput ?? NaN, 1), unit, ...extra, load, ...ENV };
   results.set(name, line);
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
@@ -64,6 +68,11 @@ async function worker(mode: string, dir: string, count: number): Promise<{ laten
 }
 
 async function runTarget(target: string, dir: string): Promise<void> {
+  if (CASES.has('seq')) await runSequential(target, dir);
+  if (CASES.has('small')) await runSmall(target, dir);
+}
+
+async function runSequential(target: string, dir: string): Promise<void> {
   const file = join(dir, 'seq.bin');
   const writes: number[] = [];
   const reads: number[] = [];
@@ -77,6 +86,9 @@ async function runTarget(target: string, dir: string): Promise<void> {
   emit(`${target}-seq-read-1GiB`, reads, mibs(reads), 'MiB/s', { bytes: SEQ_MIB * MiB, cache: 'warm' });
   await rm(file, { force: true }).catch(() => undefined);
   await exec('rm', ['-f', file]).catch(() => undefined);
+}
+
+async function runSmall(target: string, dir: string): Promise<void> {
   const small = join(dir, 'small');
   await exec('mkdir', ['-p', small]);
   // stat and read visit the files create made within its time cap.
@@ -119,6 +131,40 @@ async function enginePut(dir: string): Promise<void> {
   }
 }
 
+/** Ask the running gateway to move one object to `action` (admin route, as `valentine tier` does). */
+async function force(gw: GatewayProc, action: 'code' | 'stub', bucket: string, path: string): Promise<void> {
+  const res = await fetch(`${gw.adminUrl}/admin/tier/${action}`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${ACCESS_KEY}:${SECRET_KEY}`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ bucket, path }),
+  });
+  const out = (await res.json()) as { matched: number };
+  if (res.status !== 200 || out.matched !== 1) throw new Error(`${action} ${bucket}/${path}: ${res.status} ${JSON.stringify(out)}`);
+}
+
+/**
+ * cat of a 100 MiB file on the drive: replicated (just written), then as a
+ * stub (coded, hot copy evicted: every sample reads from the shards, and is
+ * made a stub again before the next one).
+ */
+async function catCases(mnt: string, gw: GatewayProc): Promise<void> {
+  const obj = join(mnt, 'bench', 'cat100.bin');
+  await timed(`dd if=/dev/urandom of='${obj}' bs=1M count=100 status=none`);
+  const mibs = (ms: number[]) => 100 / (percentile([...ms].sort((a, b) => a - b), 0.5) / 1000);
+  const cats: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) cats.push(await timed(`cat '${obj}' > /dev/null`));
+  emit('valentine-cat-100MiB-replicated', cats, mibs(cats), 'MiB/s', { bytes: 100 * MiB });
+  await force(gw, 'code', 'bench', 'cat100.bin');
+  const stubs: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    await force(gw, 'stub', 'bench', 'cat100.bin');
+    const tier = (await exec('getfattr', ['--only-values', '-n', 'user.valentine.tier', obj])).stdout;
+    if (tier !== 'stub') throw new Error(`cat100.bin is ${tier}, not a stub`);
+    stubs.push(await timed(`cat '${obj}' > /dev/null`));
+  }
+  emit('valentine-cat-100MiB-stub', stubs, mibs(stubs), 'MiB/s', { bytes: 100 * MiB, target_ms: 2000 });
+}
+
 async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'valentine-bench-mount-'));
   const cleanups: (() => Promise<void>)[] = [async () => void (await rm(root, { recursive: true, force: true }))];
@@ -142,9 +188,11 @@ async function main(): Promise<void> {
     await runTarget('passthrough', ptMnt);
     await cleanups.shift()!();
 
-    log('engine write path alone');
-    await enginePut(join(root, 'e-data'));
-    await rm(join(root, 'e-data'), { recursive: true, force: true });
+    if (CASES.has('seq')) {
+      log('engine write path alone');
+      await enginePut(join(root, 'e-data'));
+      await rm(join(root, 'e-data'), { recursive: true, force: true });
+    }
 
     log('Valentine drive');
     const vMnt = join(root, 'v-mnt');
@@ -156,14 +204,7 @@ async function main(): Promise<void> {
     await exec('mkdir', [join(vMnt, 'bench')]);
     await runTarget('valentine', join(vMnt, 'bench'));
 
-    // cat of a 100 MiB object: the replicated path now; the stub case needs
-    // the tiering worker (issue 3) to make a stub first.
-    const obj = join(vMnt, 'bench', 'cat100.bin');
-    await timed(`dd if=/dev/urandom of='${obj}' bs=1M count=100 status=none`);
-    const cats: number[] = [];
-    for (let i = 0; i < SAMPLES; i++) cats.push(await timed(`cat '${obj}' > /dev/null`));
-    emit('valentine-cat-100MiB-replicated', cats, 100 / (percentile([...cats].sort((a, b) => a - b), 0.5) / 1000), 'MiB/s', { bytes: 100 * MiB });
-    process.stdout.write(`${JSON.stringify({ name: 'valentine-cat-100MiB-stub', skipped: 'no stub state in the engine yet (issue 3)', ...ENV })}\n`);
+    if (CASES.has('cat')) await catCases(vMnt, gw);
 
     const ratio = (a: string, b: string) => round((results.get(a)?.throughput ?? NaN) / (results.get(b)?.throughput ?? NaN), 2);
     const got = {

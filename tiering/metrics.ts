@@ -7,7 +7,7 @@ export function createEngineMetrics(registry: Registry) {
     siteUp: new Gauge({ name: 'valentine_site_up', help: 'Whether a site answers (1) or not (0).', labelNames: ['site'], registers }),
     siteWriteSeconds: new Histogram({
       name: 'valentine_site_write_seconds',
-      help: 'Time to make one blob durable on a site (write, fsync, rename).',
+      help: 'Time to make one blob durable on a site (write, fsync, rename or upload).',
       labelNames: ['site'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,

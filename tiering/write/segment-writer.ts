@@ -1,7 +1,7 @@
 // The write path for one run of bytes: a single pass over the body, teed into
 // every target site, hashing (MD5 for the ETag, SHA-256, a CRC32 per block)
-// as it goes. Each site writes to a temp name and commits (fsync + rename)
-// only once the whole body has arrived and the caller has accepted the
+// as it goes. Each site makes its copy durable (on a local disk: temp name,
+// fsync, rename; small blobs written whole) only once the whole body has arrived and the caller has accepted the
 // digests; any failure before that aborts every copy, leaving nothing behind.
 //
 // Failure policy: the hot tier must take the write. Of the replica sites,
