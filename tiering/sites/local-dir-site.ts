@@ -150,7 +150,8 @@ export class LocalDirSite extends Site {
 
   async capacity(): Promise<{ total: number; free: number }> {
     const s = await statfs(this.root);
-    return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+    // As df counts it: blocks reserved for root (or otherwise unavailable) are neither used nor free to us.
+    return { total: (s.blocks - s.bfree + s.bavail) * s.bsize, free: s.bavail * s.bsize };
   }
 
   async close(): Promise<void> {}
