@@ -173,7 +173,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     metrics: flowsMetrics,
     log,
     intervalMs: parseDuration(config.flows.ingestInterval)!,
-    concurrency: 8,
+    concurrency: 64,
     historyMs: parseDuration(config.flows.ingestHistory)!,
     workstations: config.flows.workstations.map((w) => ({
       name: w.name,

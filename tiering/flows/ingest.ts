@@ -6,7 +6,9 @@
 // have settled.
 //
 // Every step is recorded in the namespace as it happens:
-//   seen → copying → stored → verified → cleared     (failed: retried)
+//   seen → copying → verified → cleared     (failed: retried; a copy is stored and
+//                                             verified in one step, so "stored" is only ever
+//                                             seen in records written before that)
 // A source is only ever moved or deleted from the verified state, once the
 // engine's durable record is seen to hold its SHA-256 and after its
 // size and mtime are checked once more against what was verified, so a
@@ -102,14 +104,21 @@ function protectionReached(rec: ObjectRecord, level: WorkstationConfig['protecti
   return level === 'replicated' && !rec.underReplicated;
 }
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 /** Read size for source files: large reads, few syscalls (the default is 64 KiB). */
 const READ_CHUNK = 1 << 20;
+/** Source files stat'ed at once while a folder is scanned. */
+const STAT_BATCH = 64;
+
+/** A source file as a stream; a small file is read in one buffer of its size (not 1 MiB: most workstation files are small). */
+function readSource(path: string, size: number) {
+  return createReadStream(path, { highWaterMark: Math.min(READ_CHUNK, size + 1) });
+}
+
+async function sha256File(path: string, size: number): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of readSource(path, size)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
 
 /** Files and bytes per state of one workstation, kept in step with every save (so a summary reads no records). */
 class Tally {
@@ -223,12 +232,25 @@ export class Ingest {
    * cleared after the engine's own (durable) record is checked to hold its
    * bytes, so a state lost in a crash means work redone, never a loss.
    */
-  private async save(rec: WorkstationFileRecord, old: WorkstationFileRecord | undefined): Promise<void> {
-    rec.updated = Date.now();
-    await this.p.namespace.batch([{ type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec }], false);
-    const tally = this.tallies.get(rec.workstation);
-    if (old) tally?.add(old, -1);
-    tally?.add(rec);
+  private save(rec: WorkstationFileRecord, old: WorkstationFileRecord | undefined): Promise<void> {
+    return this.saveAll([[rec, old]]);
+  }
+
+  /** Several file records (new, and the one each replaces) in one batch. */
+  private async saveAll(changes: [WorkstationFileRecord, WorkstationFileRecord | undefined][]): Promise<void> {
+    const now = Date.now();
+    await this.p.namespace.batch(
+      changes.map(([rec]) => {
+        rec.updated = now;
+        return { type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec };
+      }),
+      false,
+    );
+    for (const [rec, old] of changes) {
+      const tally = this.tallies.get(rec.workstation);
+      if (old) tally?.add(old, -1);
+      tally?.add(rec);
+    }
   }
 
   private async forget(rec: WorkstationFileRecord): Promise<void> {
@@ -241,17 +263,24 @@ export class Ingest {
     const found = new Map<string, { abs: string; size: number; mtimeMs: number }>();
     const artefacts: { abs: string; mtimeMs: number }[] = [];
     const walk = async (dir: string): Promise<void> => {
+      const files: string[] = [];
       for (const ent of await readdir(dir, { withFileTypes: true })) {
         const abs = join(dir, ent.name);
         if (ent.isDirectory()) {
           if (abs !== ws.doneDir) await walk(abs);
-          continue;
-        }
-        if (!ent.isFile()) continue;
-        const st = await stat(abs).catch(() => undefined);
-        if (!st) continue; // gone meanwhile
-        if (this.artefacts.get(ws.name)!.some((re) => re.test(ent.name))) artefacts.push({ abs, mtimeMs: st.mtimeMs });
-        else if (this.include.get(ws.name)!.some((re) => re.test(ent.name))) found.set(relative(ws.source, abs).split(sep).join('/'), { abs, size: st.size, mtimeMs: st.mtimeMs });
+        } else if (ent.isFile()) files.push(ent.name);
+      }
+      // stat a batch at a time: a folder of thousands of files is not stat'ed one round trip after another.
+      for (let i = 0; i < files.length; i += STAT_BATCH) {
+        const names = files.slice(i, i + STAT_BATCH);
+        const stats = await Promise.all(names.map((n) => stat(join(dir, n)).catch(() => undefined)));
+        names.forEach((name, j) => {
+          const st = stats[j];
+          if (!st) return; // gone meanwhile
+          const abs = join(dir, name);
+          if (this.artefacts.get(ws.name)!.some((re) => re.test(name))) artefacts.push({ abs, mtimeMs: st.mtimeMs });
+          else if (this.include.get(ws.name)!.some((re) => re.test(name))) found.set(relative(ws.source, abs).split(sep).join('/'), { abs, size: st.size, mtimeMs: st.mtimeMs });
+        });
       }
     };
     await walk(ws.source);
@@ -286,9 +315,10 @@ export class Ingest {
       }
       due.push({ rec, abs: f.abs });
     }
+    const fresh: [WorkstationFileRecord, undefined][] = [];
     for (const [path, f] of found) {
       if (known.has(path)) continue;
-      await this.save({
+      fresh.push([{
         v: 1,
         workstation: ws.name,
         path,
@@ -300,8 +330,9 @@ export class Ingest {
         updated: now,
         bucket: ws.bucket,
         key: `${ws.prefix}${path}`,
-      }, undefined);
+      }, undefined]);
     }
+    for (let i = 0; i < fresh.length; i += STAT_BATCH * 16) await this.saveAll(fresh.slice(i, i + STAT_BATCH * 16));
     // Settled files, a few at a time.
     let next = 0;
     const worker = async () => {
@@ -339,11 +370,11 @@ export class Ingest {
     let stored: ObjectRecord;
     let sha256: string;
     try {
-      sha256 = await sha256File(abs);
+      sha256 = await sha256File(abs, cur.size);
       stored = await this.shaLocks.run(`${ws.bucket}\0${sha256}`, async () => {
         const existing = await this.alreadyStored(ws.bucket, cur, sha256);
         if (existing) return existing;
-        return this.p.engine.putObject(ws.bucket, cur.key, createReadStream(abs, { highWaterMark: READ_CHUNK }), {
+        return this.p.engine.putObject(ws.bucket, cur.key, readSource(abs, cur.size), {
           meta: { 'flows-workstation': ws.name, 'flows-source-path': encodeURIComponent(cur.path), 'flows-source-mtime': String(Math.round(cur.mtimeMs)) },
           expectedSize: cur.size,
           beforeCommit: async (d) => {
@@ -367,10 +398,8 @@ export class Ingest {
       await this.save({ ...cur, state: 'failed', error: (err as Error).message }, cur);
       throw err;
     }
-    const stored1: WorkstationFileRecord = { ...cur, state: 'stored', sha256: stored.sha256!, ...(stored.key !== cur.key && { storedAs: stored.key }) };
-    await this.save(stored1, cur);
-    cur = stored1;
     // Verify: the source, read on its own, hashed to what the object holds, and has not changed since it settled.
+    // (Stored and verified are one step, so no record says "stored" in between.)
     const st = await stat(abs);
     if (sha256 !== stored.sha256 || st.size !== cur.size || st.mtimeMs !== cur.mtimeMs) {
       await this.sourceChanged(ws, cur, 'the file read back differs from the stored object');
@@ -378,7 +407,7 @@ export class Ingest {
       return undefined;
     }
     const now = Date.now();
-    const verified: WorkstationFileRecord = { ...cur, state: 'verified', verifiedAt: now };
+    const verified: WorkstationFileRecord = { ...cur, state: 'verified', sha256, verifiedAt: now, ...(stored.key !== cur.key && { storedAs: stored.key }) };
     await this.save(verified, cur);
     cur = verified;
     this.p.metrics.ingestSeconds.observe({ workstation: ws.name }, (now - cur.stableSince) / 1000);
@@ -395,7 +424,8 @@ export class Ingest {
    */
   private async alreadyStored(bucket: string, rec: WorkstationFileRecord, sha256: string): Promise<ObjectRecord | undefined> {
     const found = await this.p.namespace.keysWithSha256(bucket, sha256);
-    for (const key of [rec.key, ...found.filter((k) => k !== rec.key)]) {
+    // The index commits with each record, so an object it does not list does not hold these bytes.
+    for (const key of found.includes(rec.key) ? [rec.key, ...found.filter((k) => k !== rec.key)] : found) {
       const obj = await this.p.namespace.getObject(bucket, key);
       if (obj?.sha256 === sha256 && obj.size === rec.size) return obj;
     }
