@@ -100,6 +100,7 @@ export class Engine {
   private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
   private readonly siteFailureListeners: NonNullable<WriteDeps['onSiteFailure']>[] = [];
   private readonly writeDeps: WriteDeps;
+  private reads = 0;
 
   private constructor(private readonly p: EngineParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
@@ -220,7 +221,15 @@ export class Engine {
     const r = range ?? { start: 0, end: rec.size };
     this.touch(rec);
     const gen = rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
-    return Readable.from(gen, { objectMode: false, highWaterMark: 1 });
+    const stream = Readable.from(gen, { objectMode: false, highWaterMark: 1 });
+    this.reads++;
+    stream.once('close', () => this.reads--);
+    return stream;
+  }
+
+  /** Client reads (readObject streams) open now: background work (the scrub) yields to them. */
+  get readsInFlight(): number {
+    return this.reads;
   }
 
   private async *readCopies(rec: ObjectRecord, range: ByteRange): AsyncGenerator<Buffer> {

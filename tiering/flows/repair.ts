@@ -36,13 +36,18 @@ async function withReader<T>(site: Site, blob: string, fn: (r: BlobReader) => Pr
 
 /**
  * Sequential reads of a blob in units (blocks or pieces), one unit read
- * ahead while the caller checks the last, so the disk is never idle.
+ * ahead while the caller checks the last, so the disk is never idle. Two
+ * buffers take turns (unit i in buffer i % 2): a unit's bytes are valid
+ * until the caller asks for the unit after next.
  */
 function readAhead(r: BlobReader, total: number, sizeOf: (i: number) => number, stride = sizeOf(0)) {
   let pending: { i: number; read: Promise<Buffer> } | undefined;
+  const unit = Math.min(stride, total);
+  const bufs = [Buffer.allocUnsafe(unit), Buffer.allocUnsafe(unit)];
   const start = (i: number) => {
     const off = i * stride;
-    const read = off < total ? r.read(off, Math.min(sizeOf(i), total - off)) : Promise.resolve(Buffer.alloc(0));
+    const len = Math.min(sizeOf(i), total - off);
+    const read = off < total ? r.read(off, len, bufs[i % 2]!.subarray(0, len)) : Promise.resolve(Buffer.alloc(0));
     read.catch(() => undefined); // a read-ahead nobody awaits must not crash the process
     return { i, read };
   };

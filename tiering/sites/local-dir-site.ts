@@ -90,15 +90,15 @@ export class LocalDirSite extends Site {
       throw err;
     }
     return {
-      read: async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
+      read: async (offset, length, into) => {
+        const buf = into && into.length >= length ? into : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
           const { bytesRead } = await h.read(buf, got, length - got, offset + got);
           if (bytesRead === 0) break;
           got += bytesRead;
         }
-        return got === length ? buf : buf.subarray(0, got);
+        return got === buf.length ? buf : buf.subarray(0, got);
       },
       close: () => h.close(),
     };
