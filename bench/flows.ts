@@ -122,8 +122,9 @@ async function scrubCase(gib: number): Promise<void> {
     s3.assertNoErrors('scrub: writing');
     const reads = objects.filter((o) => o.size === MiB);
     const getLoad = (ms: number) => runConcurrent(4, 1e9, ms, async (i) => s3.get(reads[i % reads.length]!.path, MiB));
+    // The GET load alone is measured before and after the pass (the machine's other load drifts) and the two pooled.
     log('scrub: GET load alone');
-    const alone = await getLoad(10_000);
+    const before = await getLoad(10_000);
     log('scrub: full pass with the GET load');
     let during: Awaited<ReturnType<typeof getLoad>> | undefined;
     let scrubbing = true;
@@ -135,6 +136,9 @@ async function scrubCase(gib: number): Promise<void> {
     const pass = await admin<{ objects: number; bytes: number; durationMs: number }>(gw, 'POST', '/flows/scrub', {});
     scrubbing = false;
     await load;
+    log('scrub: GET load alone again');
+    const after = await getLoad(10_000);
+    const alone = { latencies: [...before.latencies, ...after.latencies], wallMs: before.wallMs + after.wallMs };
     s3.assertNoErrors('scrub: GET load');
     const gps = (r: { latencies: number[]; wallMs: number }) => (r.latencies.length * MiB) / MiB / (r.wallMs / 1000);
     emit({
@@ -148,7 +152,7 @@ async function scrubCase(gib: number): Promise<void> {
         logical_mib_per_s: round(written / MiB / (pass.durationMs / 1000), 1),
       },
       duration_s: round(pass.durationMs / 1000, 2),
-      get_alone: { ...stats(alone), mib_per_s: round(gps(alone), 1) },
+      get_alone: { ...stats(alone), mib_per_s: round(gps(alone), 1), before_mib_per_s: round(gps(before), 1), after_mib_per_s: round(gps(after), 1) },
       get_during_scrub: { ...stats(during!), mib_per_s: round(gps(during!), 1) },
       get_loss_pct: round((1 - gps(during!) / gps(alone)) * 100, 1),
     });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, TierWorker, createEngineMetrics, createFlowsMetrics, type Site } from '../tiering/index.js';
+import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, SpaceWatch, TierWorker, createEngineMetrics, createFlowsMetrics, type Site } from '../tiering/index.js';
 import { buildRecode } from '../recode-api/index.js';
 import { flowsCommand } from './flows-command.js';
 import { tierCommand } from './tier-command.js';
@@ -157,6 +157,10 @@ async function serve(config: Readonly<Config>): Promise<void> {
       tempMaxAgeMs: parseDuration(config.flows.tempMaxAge)!,
     },
   });
+  const space = new SpaceWatch({ sites: [hot, ...sites], issues, log, maxUsed: config.flows.space.maxUsed, intervalMs: parseDuration(config.flows.space.every)! });
+  engine.onSiteWriteFailure((site, err, bytes) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') void space.noSpace(site, bytes).catch((e) => log.warn({ err: String(e) }, 'could not record an issue'));
+  });
   for (const w of config.flows.workstations) {
     if (!(await namespace.getBucket(w.bucket))) {
       await engine.createBucket(w.bucket);
@@ -170,7 +174,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     metrics: flowsMetrics,
     log,
     intervalMs: parseDuration(config.flows.ingestInterval)!,
-    concurrency: 8,
+    concurrency: 64,
     historyMs: parseDuration(config.flows.ingestHistory)!,
     workstations: config.flows.workstations.map((w) => ({
       name: w.name,
@@ -236,6 +240,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   }
   worker.start();
   await reconciler.start();
+  await space.start();
   await ingest.start();
   log.info({ s3: s3Url, admin: adminUrl, dataDir: config.dataDir, sites: sites.map((s) => s.name), ...(drive && { mount: drive.dir }) }, 'valentine ready');
 
@@ -245,7 +250,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down');
     await drive?.close();
-    await Promise.allSettled([s3.close(), admin.close(), worker.stop(), reconciler.stop(), ingest.stop()]);
+    await Promise.allSettled([s3.close(), admin.close(), worker.stop(), reconciler.stop(), space.stop(), ingest.stop()]);
     await engine.close();
     process.exit(0);
   };

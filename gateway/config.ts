@@ -61,6 +61,8 @@ export interface Config {
     uploadMaxAge: string;
     /** Temp files of writes older than this are removed. */
     tempMaxAge: string;
+    /** A site (or the hot tier) whose filesystem is more than `maxUsed` (a fraction) full raises a quota issue; checked `every`. */
+    space: { maxUsed: number; every: string };
     /** Pause between scans of the workstations' source directories. */
     ingestInterval: string;
     /** How long the ingest state of a cleared file is kept. */
@@ -216,6 +218,14 @@ const schema = {
             every: { type: 'string', pattern: DURATION },
           },
         },
+        space: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            maxUsed: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+            every: { type: 'string', pattern: DURATION },
+          },
+        },
         orphanGrace: { type: 'string', pattern: DURATION },
         uploadMaxAge: { type: 'string', pattern: DURATION },
         tempMaxAge: { type: 'string', pattern: DURATION },
@@ -267,6 +277,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
   },
   flows: {
     scrub: { objectsPerSecond: 200, megabytesPerSecond: 200, every: '7d' },
+    space: { maxUsed: 0.9, every: '1m' },
     orphanGrace: '1h',
     uploadMaxAge: '7d',
     tempMaxAge: '1h',
@@ -341,6 +352,7 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
       ...DEFAULTS.flows,
       ...f.flows,
       scrub: { ...DEFAULTS.flows.scrub, ...f.flows?.scrub },
+      space: { ...DEFAULTS.flows.space, ...f.flows?.space },
       workstations: (Array.isArray(f.flows?.workstations) ? (f.flows.workstations as Partial<WorkstationEntry>[]) : []).map((w): WorkstationEntry => ({
         ...(w as WorkstationEntry),
         prefix: w.prefix ?? '',
@@ -362,6 +374,7 @@ export async function loadConfig(flags: Overrides, env: NodeJS.ProcessEnv = proc
     ['--stub-after', cfg.tiering.stubAfter],
     ['tiering.workerInterval', cfg.tiering.workerInterval],
     ['flows.scrub.every', cfg.flows.scrub.every],
+    ['flows.space.every', cfg.flows.space.every],
     ['flows.orphanGrace', cfg.flows.orphanGrace],
     ['flows.uploadMaxAge', cfg.flows.uploadMaxAge],
     ['flows.tempMaxAge', cfg.flows.tempMaxAge],

@@ -102,7 +102,7 @@ export async function flowsCommand(argv: string[]): Promise<number> {
       for (const w of o.json ? [] : workstations) {
         const states = Object.entries(w.files).map(([s, n]) => `${s} ${n} (${w.bytes[s as keyof typeof w.bytes]} B)`);
         print(`${w.name}: ${w.source} → ${w.target} (clear-down ${w.clearDown} once ${w.protection})`);
-        print(`    ${states.join(', ')}; last activity ${w.lastActivity ? new Date(w.lastActivity).toISOString() : 'never'}${w.error ? `; scan failing: ${w.error}` : ''}`);
+        print(`    ${states.join(', ')}; ${w.duplicates} already stored (not stored again); last activity ${w.lastActivity ? new Date(w.lastActivity).toISOString() : 'never'}${w.error ? `; scan failing: ${w.error}` : ''}`);
       }
     } else if (sub === 'status') {
       const s = (await call('GET', '/flows/status')) as ReconcileStatus;

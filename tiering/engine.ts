@@ -18,7 +18,7 @@ import { lastAccess, objectOps, type BatchOp, type ListPage, type Namespace, typ
 import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, PosixAttrs, Segment, TierState, UploadRecord } from './namespace/records.js';
 import { readSegments, type ByteRange, type CopyFailure } from './read/segment-reader.js';
 import type { Site } from './sites/site.js';
-import { writeSegment, type Digests } from './write/segment-writer.js';
+import { writeSegment, type Digests, type WriteDeps } from './write/segment-writer.js';
 import { validateBucketName, validateKey } from './names.js';
 
 export interface EngineConfig {
@@ -98,10 +98,14 @@ export class Engine {
   private readonly recalls = new Map<string, Promise<ObjectRecord | undefined>>();
   private readonly stats = new TierStats();
   private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
+  private readonly siteFailureListeners: NonNullable<WriteDeps['onSiteFailure']>[] = [];
+  private readonly writeDeps: WriteDeps;
+  private reads = 0;
 
   private constructor(private readonly p: EngineParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
     this.codec = new Codec(p.config.geometry.k, p.config.geometry.m);
+    this.writeDeps = { log: p.log, metrics: p.metrics, onSiteFailure: (site, err, bytes) => this.siteFailureListeners.forEach((l) => l(site, err, bytes)) };
   }
 
   static async open(parts: EngineParts): Promise<Engine> {
@@ -254,10 +258,20 @@ export class Engine {
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
-  private readChunks(rec: ObjectRecord, range?: ByteRange): AsyncGenerator<Buffer> {
+  private async *readChunks(rec: ObjectRecord, range?: ByteRange): AsyncGenerator<Buffer> {
     const r = range ?? { start: 0, end: rec.size };
     this.touch(rec);
-    return rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
+    this.reads++;
+    try {
+      yield* rec.copies.length > 0 ? this.readCopies(rec, r) : this.readStub(rec, r);
+    } finally {
+      this.reads--;
+    }
+  }
+
+  /** Client reads open now: background work (the scrub) yields to them. */
+  get readsInFlight(): number {
+    return this.reads;
   }
 
   private async *readCopies(rec: ObjectRecord, range: ByteRange): AsyncGenerator<Buffer> {
@@ -588,7 +602,7 @@ export class Engine {
         ...(input.expectedSize !== undefined && { expectedSize: input.expectedSize }),
         ...(beforeCommit && { beforeCommit: async (d: Digests) => void (accepted = await beforeCommit(d)) }),
       },
-      { log: this.p.log, metrics: this.p.metrics },
+      this.writeDeps,
     );
     if (written.copies.length - 1 < this.p.replicas.length) {
       this.p.metrics.underReplicatedWrites.inc();
@@ -656,6 +670,11 @@ export class Engine {
     this.p.metrics.checksumFailures.inc({ site: f.site });
     this.p.log.warn({ bucket: rec.bucket, key: rec.key, ...f }, 'bad copy skipped; recorded for repair');
     for (const listener of this.badCopyListeners) listener(rec, f);
+  }
+
+  /** Hear of every site that fails a write (FLOWS reports a full site). */
+  onSiteWriteFailure(listener: NonNullable<WriteDeps['onSiteFailure']>): void {
+    this.siteFailureListeners.push(listener);
   }
 
   /** Hear of every bad copy a read skips (FLOWS records it and repairs the object). */
@@ -815,7 +834,7 @@ export class Engine {
           if (rec.sha256 && d.sha256.toString('hex') !== rec.sha256) throw new EngineError('NO_GOOD_COPY', 'decoded bytes do not match the object SHA-256');
         },
       },
-      { log: this.p.log, metrics: this.p.metrics },
+      this.writeDeps,
     );
     const next = await this.locks.run(objectLock(bucket, key), async () => {
       const cur = await this.p.namespace.getObject(bucket, key);

@@ -18,6 +18,7 @@ export type { ShardLayout } from './namespace/records.js';
 export { IssueLog, ISSUE_KINDS, ISSUE_STATES, issueId, type IssueFilter, type IssueInput, type IssuePage } from './flows/issues.js';
 export { Reconciler, DEFAULT_RECONCILE_OPTIONS, type ReconcileOptions, type ReconcileStatus, type Scope } from './flows/reconcile.js';
 export { createFlowsMetrics, type FlowsMetrics } from './flows/metrics.js';
+export { SpaceWatch, type SpaceWatchParts } from './flows/space.js';
 export type { IssueKind, IssueRecord, IssueState, PassSummary } from './namespace/records.js';
 export type { CopyFailure } from './read/segment-reader.js';
 export { Ingest, DEFAULT_ARTEFACTS, INGEST_STATES, globToRegExp, type WorkstationConfig, type WorkstationSummary } from './flows/ingest.js';

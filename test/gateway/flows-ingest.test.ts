@@ -8,12 +8,12 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../gateway/config.js';
 import type { IssueRecord, WorkstationSummary } from '../../tiering/index.js';
 import { ACCESS_KEY, MAIN, SECRET_KEY, gatewayWithConfig, removeDir, tempDir, type Gateway, type Restartable } from '../helpers/gateway.js';
-import { basicAuth, forceTier, waitFor } from '../helpers/tiers.js';
+import { basicAuth, blobsOn, forceTier, waitFor } from '../helpers/tiers.js';
 
 const exec = promisify(execFile);
 
@@ -177,6 +177,35 @@ t.test('keep: the same bytes are not stored twice; a file changed after its copy
   t.pass('source-changed resolved after the new copy verified');
 });
 
+t.test('a file whose bytes the bucket already holds under another key is not stored again; its clear-down waits on that object', async (t) => {
+  const r = await gatewayWith(t, { clearDown: 'delete', protection: 'replicated', settle: '300ms' });
+  const scan = randomBytes(300_000);
+  // The bucket (created at start for the workstation) already holds these bytes: a curator uploaded them.
+  await r.s3.send(new PutObjectCommand({ Bucket: 'imaging', Key: 'curated/specimen-17.tif', Body: scan }));
+  const blobsBefore = (await blobsOn(r.gw.dataDir, 'A')).length;
+  await mkdir(join(r.src, 'day2'));
+  await writeFile(join(r.src, 'day2/IMG_0001.tif'), scan);
+  await writeFile(join(r.src, 'day2/IMG_0002.tif'), scan); // the same shot saved twice
+  const other = randomBytes(50_000);
+  await writeFile(join(r.src, 'day2/IMG_0003.tif'), other);
+  await waitFor('every source cleared', async () => (await summary(r.gw)).files.cleared === 3, 20_000);
+  t.same(await keysIn(r.s3), ['curated/specimen-17.tif', 'ws1/day2/IMG_0003.tif'], 'only the new bytes got a new object');
+  t.equal((await blobsOn(r.gw.dataDir, 'A')).length, blobsBefore + 1, 'one new blob on site A: the duplicates stored no bytes');
+  t.ok((await getBytes(r.s3, 'curated/specimen-17.tif'))?.equals(scan), 'the object that holds them is intact');
+  t.same(await readdir(join(r.src, 'day2')), [], 'the duplicates were cleared like any verified file');
+  const s = await summary(r.gw);
+  t.equal(s.duplicates, 2, 'the workstation summary counts two duplicates');
+  const metrics = await (await fetch(`${r.gw.adminUrl}/metrics`)).text();
+  t.match(metrics, /valentine_flows_ingest_duplicate_files_total\{workstation="ws1"\} 2\n/, 'metric: duplicates');
+  t.match(metrics, /valentine_flows_ingested_files_total\{workstation="ws1"\} 3\n/, 'all three count as ingested');
+
+  // The object that held the bytes is deleted: a file with those bytes arriving now is stored under its own key.
+  await r.s3.send(new DeleteObjectCommand({ Bucket: 'imaging', Key: 'curated/specimen-17.tif' }));
+  await writeFile(join(r.src, 'day2/IMG_0004.tif'), scan);
+  await waitFor('stored under its own key', async () => (await getBytes(r.s3, 'ws1/day2/IMG_0004.tif'))?.equals(scan) === true, 15_000);
+  t.pass('no object with the bytes left: stored again');
+});
+
 t.test('the state of cleared files is kept for ingestHistory, then only the counters remember them; a file taken away before it settled is dropped', async (t) => {
   const r = await gatewayWith(t, { clearDown: 'delete', settle: '1500ms' }, {}, { ingestHistory: '1s' });
   await writeFile(join(r.src, 'a.tif'), randomBytes(1000));
@@ -230,6 +259,7 @@ t.test('workstation config is validated with every problem listed', async (t) =>
       flows: {
         scrub: { every: 'weekly', objectsPerSecond: 0 },
         orphanGrace: '-1h',
+        space: { maxUsed: 1.5, every: 'often' },
         workstations: [
           { name: 'a', source: '/x', bucket: 'Bad_Bucket', clearDown: 'shred' },
           { name: 'a', source: '/y', bucket: 'good', settle: 'soon', protection: 'tape' },
@@ -241,7 +271,7 @@ t.test('workstation config is validated with every problem listed', async (t) =>
   const err = await loadConfig({ config, data: join(dir, 'data') }).catch((e: unknown) => e);
   t.ok(err instanceof ConfigError, 'refused');
   const problems = (err as ConfigError).problems.join('\n');
-  for (const want of [/workstations\/0\/bucket/, /workstations\/0\/clearDown/, /workstations\/1\/settle/, /workstations\/1\/protection/, /workstations\/2: must have required property 'source'/, /names must be unique/, /flows\/scrub\/every/, /flows\/scrub\/objectsPerSecond/, /flows\/orphanGrace/]) {
+  for (const want of [/workstations\/0\/bucket/, /workstations\/0\/clearDown/, /workstations\/1\/settle/, /workstations\/1\/protection/, /workstations\/2: must have required property 'source'/, /names must be unique/, /flows\/scrub\/every/, /flows\/scrub\/objectsPerSecond/, /flows\/orphanGrace/, /flows\/space\/maxUsed/, /flows\/space\/every/]) {
     t.match(problems, want, `lists ${want}`);
   }
   const ok = await loadConfig({ config: await (async () => {
@@ -254,4 +284,5 @@ t.test('workstation config is validated with every problem listed', async (t) =>
   t.same(w.artefacts, ['*.tmp', '*.part', '~$*', '.DS_Store', 'Thumbs.db', '*.crdownload'], 'default artefact patterns');
   t.equal(w.clearDown, 'keep', 'keeps sources unless told otherwise');
   t.equal(w.settle, '30s');
+  t.same(ok.flows.space, { maxUsed: 0.9, every: '1m' }, 'quota issues past 90% full, checked every minute');
 });

@@ -365,7 +365,8 @@ t.test('kill -9 during repair: no object damaged, the pass resumes after restart
     await rm(blobs.A!);
   }
   const pass = scrub(r.gw).catch(() => undefined); // the connection dies with the gateway
-  await waitFor('the pass to be under way', async () => ((await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.running?.objects ?? 0) >= 5, 20_000);
+  // A pass checks a few objects at once: kill it once the first are done, while the rest wait their turn.
+  await waitFor('the pass to be under way', async () => ((await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.running?.objects ?? 0) >= 1, 20_000);
   await r.gw.kill();
   await pass;
   let rebuiltBefore = 0;

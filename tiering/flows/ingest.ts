@@ -6,7 +6,9 @@
 // have settled.
 //
 // Every step is recorded in the namespace as it happens:
-//   seen → copying → stored → verified → cleared     (failed: retried)
+//   seen → copying → verified → cleared     (failed: retried; a copy is stored and
+//                                             verified in one step, so "stored" is only ever
+//                                             seen in records written before that)
 // A source is only ever moved or deleted from the verified state, once the
 // engine's durable record is seen to hold its SHA-256 and after its
 // size and mtime are checked once more against what was verified, so a
@@ -15,12 +17,21 @@
 // A file is taken only once its size and mtime have not changed for the
 // settle time (a camera still writing is never half-copied); one that
 // changes during the copy is re-queued, not cleared (source-changed).
+//
+// The source is read twice, independently: once to hash it, once by the
+// engine's write path (which hashes what it stores). Verified means the two
+// SHA-256s agree and size and mtime held across both. The first hash also
+// finds bytes the target bucket already holds (under any key: a SHA-256 →
+// key index kept in the batch of each object record); such a file is not
+// stored again but recorded as verified against that object (`storedAs`),
+// and its clear-down waits on that object's protection.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Engine } from '../engine.js';
 import { EngineError } from '../errors.js';
+import { KeyLock } from '../key-lock.js';
 import type { Logger } from '../log.js';
 import { keys } from '../namespace/keys.js';
 import type { Namespace } from '../namespace/namespace.js';
@@ -73,6 +84,8 @@ export interface WorkstationSummary {
   protection: WorkstationConfig['protection'];
   files: Record<IngestState, number>;
   bytes: Record<IngestState, number>;
+  /** Files (of those still tracked) whose bytes were already stored under another key, so not stored again. */
+  duplicates: number;
   lastActivity?: number;
   /** Why the last scan of the source failed, if it did. */
   error?: string;
@@ -91,10 +104,35 @@ function protectionReached(rec: ObjectRecord, level: WorkstationConfig['protecti
   return level === 'replicated' && !rec.underReplicated;
 }
 
-async function sha256File(path: string): Promise<string> {
+/** Read size for source files: large reads, few syscalls (the default is 64 KiB). */
+const READ_CHUNK = 1 << 20;
+/** Source files stat'ed at once while a folder is scanned. */
+const STAT_BATCH = 64;
+
+/** A source file as a stream; a small file is read in one buffer of its size (not 1 MiB: most workstation files are small). */
+function readSource(path: string, size: number) {
+  return createReadStream(path, { highWaterMark: Math.min(READ_CHUNK, size + 1) });
+}
+
+async function sha256File(path: string, size: number): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  for await (const chunk of readSource(path, size)) h.update(chunk as Buffer);
   return h.digest('hex');
+}
+
+/** Files and bytes per state of one workstation, kept in step with every save (so a summary reads no records). */
+class Tally {
+  readonly files = Object.fromEntries(INGEST_STATES.map((s) => [s, 0])) as Record<IngestState, number>;
+  readonly bytes = { ...this.files };
+  duplicates = 0;
+  lastActivity: number | undefined;
+
+  add(rec: WorkstationFileRecord, sign = 1): void {
+    this.files[rec.state] += sign;
+    this.bytes[rec.state] += sign * rec.size;
+    if (rec.storedAs !== undefined) this.duplicates += sign;
+    if (sign > 0) this.lastActivity = Math.max(this.lastActivity ?? 0, rec.updated);
+  }
 }
 
 export class Ingest {
@@ -104,6 +142,9 @@ export class Ingest {
   private readonly include: Map<string, RegExp[]>;
   private readonly artefacts: Map<string, RegExp[]>;
   private readonly scanErrors = new Map<string, string>();
+  private readonly tallies = new Map<string, Tally>();
+  /** One file at a time per bucket and SHA-256, so two identical files arriving together are stored once. */
+  private readonly shaLocks = new KeyLock();
 
   constructor(private readonly p: IngestParts) {
     this.include = new Map(p.workstations.map((w) => [w.name, w.include.map(globToRegExp)]));
@@ -111,6 +152,11 @@ export class Ingest {
   }
 
   async start(): Promise<void> {
+    for (const ws of this.p.workstations) {
+      const tally = new Tally();
+      for await (const f of this.p.namespace.workstationFiles(ws.name)) tally.add(f);
+      this.tallies.set(ws.name, tally);
+    }
     this.stopped = false;
     await this.publish();
     this.schedule(0);
@@ -153,14 +199,8 @@ export class Ingest {
   async summaries(): Promise<WorkstationSummary[]> {
     const out: WorkstationSummary[] = [];
     for (const ws of this.p.workstations) {
-      const files = Object.fromEntries(INGEST_STATES.map((s) => [s, 0])) as Record<IngestState, number>;
-      const bytes = { ...files };
-      let lastActivity: number | undefined;
-      for await (const f of this.p.namespace.workstationFiles(ws.name)) {
-        files[f.state]++;
-        bytes[f.state] += f.size;
-        lastActivity = Math.max(lastActivity ?? 0, f.updated);
-      }
+      const tally = this.tallies.get(ws.name) ?? new Tally();
+      const { lastActivity } = tally;
       const error = this.scanErrors.get(ws.name);
       out.push({
         name: ws.name,
@@ -168,8 +208,9 @@ export class Ingest {
         target: `${ws.bucket}/${ws.prefix}`,
         clearDown: ws.clearDown,
         protection: ws.protection,
-        files,
-        bytes,
+        files: { ...tally.files },
+        bytes: { ...tally.bytes },
+        duplicates: tally.duplicates,
         ...(lastActivity !== undefined && { lastActivity }),
         ...(error && { error }),
       });
@@ -191,9 +232,30 @@ export class Ingest {
    * cleared after the engine's own (durable) record is checked to hold its
    * bytes, so a state lost in a crash means work redone, never a loss.
    */
-  private async save(rec: WorkstationFileRecord): Promise<void> {
-    rec.updated = Date.now();
-    await this.p.namespace.batch([{ type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec }], false);
+  private save(rec: WorkstationFileRecord, old: WorkstationFileRecord | undefined): Promise<void> {
+    return this.saveAll([[rec, old]]);
+  }
+
+  /** Several file records (new, and the one each replaces) in one batch. */
+  private async saveAll(changes: [WorkstationFileRecord, WorkstationFileRecord | undefined][]): Promise<void> {
+    const now = Date.now();
+    await this.p.namespace.batch(
+      changes.map(([rec]) => {
+        rec.updated = now;
+        return { type: 'put', key: keys.workstationFile(rec.workstation, rec.path), value: rec };
+      }),
+      false,
+    );
+    for (const [rec, old] of changes) {
+      const tally = this.tallies.get(rec.workstation);
+      if (old) tally?.add(old, -1);
+      tally?.add(rec);
+    }
+  }
+
+  private async forget(rec: WorkstationFileRecord): Promise<void> {
+    await this.p.namespace.batch([{ type: 'del', key: keys.workstationFile(rec.workstation, rec.path) }], false);
+    this.tallies.get(rec.workstation)?.add(rec, -1);
   }
 
   /** Walk the source once: note new and changed files, take settled ones, clear verified ones. */
@@ -201,17 +263,24 @@ export class Ingest {
     const found = new Map<string, { abs: string; size: number; mtimeMs: number }>();
     const artefacts: { abs: string; mtimeMs: number }[] = [];
     const walk = async (dir: string): Promise<void> => {
+      const files: string[] = [];
       for (const ent of await readdir(dir, { withFileTypes: true })) {
         const abs = join(dir, ent.name);
         if (ent.isDirectory()) {
           if (abs !== ws.doneDir) await walk(abs);
-          continue;
-        }
-        if (!ent.isFile()) continue;
-        const st = await stat(abs).catch(() => undefined);
-        if (!st) continue; // gone meanwhile
-        if (this.artefacts.get(ws.name)!.some((re) => re.test(ent.name))) artefacts.push({ abs, mtimeMs: st.mtimeMs });
-        else if (this.include.get(ws.name)!.some((re) => re.test(ent.name))) found.set(relative(ws.source, abs).split(sep).join('/'), { abs, size: st.size, mtimeMs: st.mtimeMs });
+        } else if (ent.isFile()) files.push(ent.name);
+      }
+      // stat a batch at a time: a folder of thousands of files is not stat'ed one round trip after another.
+      for (let i = 0; i < files.length; i += STAT_BATCH) {
+        const names = files.slice(i, i + STAT_BATCH);
+        const stats = await Promise.all(names.map((n) => stat(join(dir, n)).catch(() => undefined)));
+        names.forEach((name, j) => {
+          const st = stats[j];
+          if (!st) return; // gone meanwhile
+          const abs = join(dir, name);
+          if (this.artefacts.get(ws.name)!.some((re) => re.test(name))) artefacts.push({ abs, mtimeMs: st.mtimeMs });
+          else if (this.include.get(ws.name)!.some((re) => re.test(name))) found.set(relative(ws.source, abs).split(sep).join('/'), { abs, size: st.size, mtimeMs: st.mtimeMs });
+        });
       }
     };
     await walk(ws.source);
@@ -225,11 +294,11 @@ export class Ingest {
       const f = found.get(rec.path);
       if (!f) {
         // Gone from the source: cleared by us (a crash may have come before the record said so), or by someone else.
-        if (rec.state === 'verified' && ws.clearDown !== 'keep') await this.save({ ...rec, state: 'cleared', clearedAt: now });
+        if (rec.state === 'verified' && ws.clearDown !== 'keep') await this.save({ ...rec, state: 'cleared', clearedAt: now }, rec);
         else if (rec.state === 'cleared' ? now - (rec.clearedAt ?? rec.updated) > this.p.historyMs : rec.state !== 'verified') {
           // History past its keep, or a file taken away before it was stored: nothing left to track.
           if (rec.state !== 'cleared') this.p.log.warn({ workstation: ws.name, path: rec.path, state: rec.state }, 'file left the workstation before it was stored');
-          await this.p.namespace.batch([{ type: 'del', key: keys.workstationFile(ws.name, rec.path) }], false);
+          await this.forget(rec);
         }
         continue;
       }
@@ -237,7 +306,7 @@ export class Ingest {
         if (rec.state === 'stored' || rec.state === 'verified') {
           await this.sourceChanged(ws, rec, `changed after it was copied (size ${rec.size} → ${f.size})`);
         }
-        await this.save({ ...rec, state: 'seen', size: f.size, mtimeMs: f.mtimeMs, stableSince: now });
+        await this.save({ ...rec, state: 'seen', size: f.size, mtimeMs: f.mtimeMs, stableSince: now }, rec);
         continue;
       }
       if (rec.state === 'cleared' && ws.clearDown !== 'keep') {
@@ -246,9 +315,10 @@ export class Ingest {
       }
       due.push({ rec, abs: f.abs });
     }
+    const fresh: [WorkstationFileRecord, undefined][] = [];
     for (const [path, f] of found) {
       if (known.has(path)) continue;
-      await this.save({
+      fresh.push([{
         v: 1,
         workstation: ws.name,
         path,
@@ -260,8 +330,9 @@ export class Ingest {
         updated: now,
         bucket: ws.bucket,
         key: `${ws.prefix}${path}`,
-      });
+      }, undefined]);
     }
+    for (let i = 0; i < fresh.length; i += STAT_BATCH * 16) await this.saveAll(fresh.slice(i, i + STAT_BATCH * 16));
     // Settled files, a few at a time.
     let next = 0;
     const worker = async () => {
@@ -286,35 +357,37 @@ export class Ingest {
     if (cur.state === 'verified' && ws.clearDown !== 'keep') await this.clearDown(ws, cur, abs);
   }
 
-  /** Copy (unless the object already holds these bytes), then verify by re-reading the source. */
+  /**
+   * Hash the source, then copy it (unless the bucket already holds these
+   * bytes) and verify: the copy's SHA-256 must equal the source's, with size
+   * and mtime unchanged since the file settled.
+   */
   private async copy(ws: WorkstationConfig, rec: WorkstationFileRecord, abs: string): Promise<WorkstationFileRecord | undefined> {
     const subject = `${ws.name}:${rec.path}`;
-    let cur: WorkstationFileRecord = { ...rec, state: 'copying' };
-    delete cur.error;
-    await this.save(cur);
+    const { error: _, storedAs: __, ...rest } = rec;
+    let cur: WorkstationFileRecord = { ...rest, state: 'copying' };
+    await this.save(cur, rec);
     let stored: ObjectRecord;
+    let sha256: string;
     try {
-      const existing = await this.p.engine.headObject(ws.bucket, cur.key).catch((err) => {
-        if (err instanceof EngineError && err.code === 'NO_SUCH_KEY') return undefined;
-        throw err;
-      });
-      if (existing?.sha256 && existing.size === cur.size && existing.sha256 === (await sha256File(abs))) {
-        stored = existing; // already stored with the same checksum: not stored twice
-      } else {
-        stored = await this.p.engine.putObject(ws.bucket, cur.key, createReadStream(abs), {
+      sha256 = await sha256File(abs, cur.size);
+      stored = await this.shaLocks.run(`${ws.bucket}\0${sha256}`, async () => {
+        const existing = await this.alreadyStored(ws.bucket, cur, sha256);
+        if (existing) return existing;
+        return this.p.engine.putObject(ws.bucket, cur.key, readSource(abs, cur.size), {
           meta: { 'flows-workstation': ws.name, 'flows-source-path': encodeURIComponent(cur.path), 'flows-source-mtime': String(Math.round(cur.mtimeMs)) },
           expectedSize: cur.size,
           beforeCommit: async (d) => {
             const st = await stat(abs);
-            if (st.size !== cur.size || st.mtimeMs !== cur.mtimeMs || d.size !== cur.size) throw new SourceChanged('the file changed while it was copied');
+            if (st.size !== cur.size || st.mtimeMs !== cur.mtimeMs || d.size !== cur.size || d.sha256.toString('hex') !== sha256) throw new SourceChanged('the file changed while it was copied');
             return {};
           },
         });
-      }
+      });
     } catch (err) {
       if (err instanceof SourceChanged || (err instanceof EngineError && err.code === 'INCOMPLETE_BODY')) {
         await this.sourceChanged(ws, cur, (err as Error).message);
-        await this.save({ ...cur, state: 'seen', stableSince: Date.now() });
+        await this.save({ ...cur, state: 'seen', stableSince: Date.now() }, cur);
         return undefined;
       }
       const code = (err as NodeJS.ErrnoException).code;
@@ -322,27 +395,41 @@ export class Ingest {
       if (code === 'EACCES' || code === 'EPERM' || code === 'EIO' || code === 'EISDIR') {
         await this.p.issues.raise({ kind: 'source-unreadable', subject, workstation: ws.name, bucket: ws.bucket, key: cur.key, detail: (err as Error).message });
       }
-      await this.save({ ...cur, state: 'failed', error: (err as Error).message });
+      await this.save({ ...cur, state: 'failed', error: (err as Error).message }, cur);
       throw err;
     }
-    cur = { ...cur, state: 'stored', sha256: stored.sha256! };
-    await this.save(cur);
-    // Verify: the source, read again, must hash to what the object holds.
-    const again = await sha256File(abs);
+    // Verify: the source, read on its own, hashed to what the object holds, and has not changed since it settled.
+    // (Stored and verified are one step, so no record says "stored" in between.)
     const st = await stat(abs);
-    if (again !== stored.sha256 || st.size !== cur.size || st.mtimeMs !== cur.mtimeMs) {
+    if (sha256 !== stored.sha256 || st.size !== cur.size || st.mtimeMs !== cur.mtimeMs) {
       await this.sourceChanged(ws, cur, 'the file read back differs from the stored object');
-      await this.save({ ...cur, state: 'seen', size: st.size, mtimeMs: st.mtimeMs, stableSince: Date.now() });
+      await this.save({ ...cur, state: 'seen', size: st.size, mtimeMs: st.mtimeMs, stableSince: Date.now() }, cur);
       return undefined;
     }
     const now = Date.now();
-    cur = { ...cur, state: 'verified', verifiedAt: now };
-    await this.save(cur);
+    const verified: WorkstationFileRecord = { ...cur, state: 'verified', sha256, verifiedAt: now, ...(stored.key !== cur.key && { storedAs: stored.key }) };
+    await this.save(verified, cur);
+    cur = verified;
     this.p.metrics.ingestSeconds.observe({ workstation: ws.name }, (now - cur.stableSince) / 1000);
     this.p.metrics.ingestedFiles.inc({ workstation: ws.name });
     this.p.metrics.ingestedBytes.inc({ workstation: ws.name }, cur.size);
+    if (cur.storedAs !== undefined) this.p.metrics.ingestDuplicates.inc({ workstation: ws.name });
     await this.p.issues.resolveAll(['source-changed', 'source-unreadable'], subject, [''], 'stored and verified');
     return cur;
+  }
+
+  /**
+   * An object of `bucket` that already holds these bytes (the file's own key
+   * first), found through the SHA-256 index; its record is checked too.
+   */
+  private async alreadyStored(bucket: string, rec: WorkstationFileRecord, sha256: string): Promise<ObjectRecord | undefined> {
+    const found = await this.p.namespace.keysWithSha256(bucket, sha256);
+    // The index commits with each record, so an object it does not list does not hold these bytes.
+    for (const key of found.includes(rec.key) ? [rec.key, ...found.filter((k) => k !== rec.key)] : found) {
+      const obj = await this.p.namespace.getObject(bucket, key);
+      if (obj?.sha256 === sha256 && obj.size === rec.size) return obj;
+    }
+    return undefined;
   }
 
   private async sourceChanged(ws: WorkstationConfig, rec: WorkstationFileRecord, detail: string): Promise<void> {
@@ -351,10 +438,10 @@ export class Ingest {
 
   /** Move or delete a verified source once its object is protected as the workstation asks. */
   private async clearDown(ws: WorkstationConfig, rec: WorkstationFileRecord, abs: string): Promise<void> {
-    const obj = await this.p.engine.headObject(ws.bucket, rec.key).catch(() => undefined);
+    const obj = await this.p.namespace.getObject(ws.bucket, rec.storedAs ?? rec.key);
     if (!obj || obj.sha256 !== rec.sha256) {
       // The object was overwritten or deleted since: store this file again.
-      await this.save({ ...rec, state: 'seen' });
+      await this.save({ ...rec, state: 'seen' }, rec);
       return;
     }
     if (!protectionReached(obj, ws.protection)) return; // not yet: the next scan looks again
@@ -368,6 +455,6 @@ export class Ingest {
     } else {
       await unlink(abs);
     }
-    await this.save({ ...rec, state: 'cleared', clearedAt: Date.now() });
+    await this.save({ ...rec, state: 'cleared', clearedAt: Date.now() }, rec);
   }
 }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { KeyLock } from '../key-lock.js';
 import { keys } from '../namespace/keys.js';
-import type { Namespace } from '../namespace/namespace.js';
+import { issueFacet, issueOps, type Namespace } from '../namespace/namespace.js';
 import type { IssueKind, IssueRecord, IssueState } from '../namespace/records.js';
 import type { FlowsMetrics } from './metrics.js';
 
@@ -80,7 +80,7 @@ export class IssueLog {
           }
         : { v: 1, id, ...input, firstSeen: now, lastSeen: now, count: 1, state: 'open' };
       if (next.state === 'open') delete next.resolvedAt;
-      await this.namespace.batch([{ type: 'put', key: keys.issue(id), value: next }]);
+      await this.namespace.batch(issueOps(old, next));
       this.track(old, next);
       this.publish();
       return next;
@@ -95,7 +95,7 @@ export class IssueLog {
       const old = await this.namespace.getFlows<IssueRecord>(keys.issue(id));
       if (!old || old.state === 'resolved') return false;
       const next: IssueRecord = { ...old, state: 'resolved', resolvedAt: Date.now(), ...(detail && { detail }) };
-      await this.namespace.batch([{ type: 'put', key: keys.issue(id), value: next }]);
+      await this.namespace.batch(issueOps(old, next));
       this.track(old, next);
       this.publish();
       return true;
@@ -116,7 +116,7 @@ export class IssueLog {
       if (!old) return undefined;
       if (old.state !== 'open') return old;
       const next: IssueRecord = { ...old, state: 'acknowledged', acknowledgedAt: Date.now(), acknowledgedBy: by };
-      await this.namespace.batch([{ type: 'put', key: keys.issue(id), value: next }]);
+      await this.namespace.batch(issueOps(old, next));
       this.track(old, next);
       this.publish();
       return next;
@@ -138,10 +138,18 @@ export class IssueLog {
     return out;
   }
 
-  /** Up to `limit` issues matching `filter`, in id order after the cursor `after`. */
+  /**
+   * Up to `limit` issues matching `filter`, in id order after the cursor
+   * `after`. The scan runs over the narrowest index facet the filter names
+   * (kind and state together, else one of them, workstation, bucket), so it
+   * reads only issues matching that part; the rest is checked per issue.
+   */
   async list(filter: IssueFilter, limit: number, after?: string): Promise<IssuePage> {
+    const { kind, state, workstation, bucket } = filter;
+    const facet =
+      kind && state ? issueFacet({ kind, state }) : kind ? issueFacet({ kind }) : state ? issueFacet({ state }) : workstation ? issueFacet({ workstation }) : bucket ? issueFacet({ bucket }) : undefined;
     const issues: IssueRecord[] = [];
-    for await (const rec of this.namespace.issues(after)) {
+    for await (const rec of facet === undefined ? this.namespace.issues(after) : this.indexed(facet, after)) {
       if (filter.kind && rec.kind !== filter.kind) continue;
       if (filter.state && rec.state !== filter.state) continue;
       if (filter.workstation && rec.workstation !== filter.workstation) continue;
@@ -150,6 +158,13 @@ export class IssueLog {
       issues.push(rec);
     }
     return { issues };
+  }
+
+  private async *indexed(facet: string, after?: string): AsyncGenerator<IssueRecord> {
+    for await (const id of this.namespace.issueIds(facet, after)) {
+      const rec = await this.get(id);
+      if (rec) yield rec;
+    }
   }
 
   private track(old: IssueRecord | undefined, next: IssueRecord): void {

@@ -17,6 +17,12 @@ export function createFlowsMetrics(registry: Registry) {
     ingestBytes: new Gauge({ name: 'valentine_flows_ingest_bytes', help: 'Bytes of workstation files per ingest state.', labelNames: ['workstation', 'state'], registers }),
     ingestedFiles: new Counter({ name: 'valentine_flows_ingested_files_total', help: 'Workstation files stored and verified.', labelNames: ['workstation'], registers }),
     ingestedBytes: new Counter({ name: 'valentine_flows_ingested_bytes_total', help: 'Bytes of workstation files stored and verified.', labelNames: ['workstation'], registers }),
+    ingestDuplicates: new Counter({
+      name: 'valentine_flows_ingest_duplicate_files_total',
+      help: 'Workstation files whose bytes the bucket already held under another key: verified against that object, not stored again.',
+      labelNames: ['workstation'],
+      registers,
+    }),
     ingestSeconds: new Histogram({
       name: 'valentine_flows_ingest_seconds',
       help: 'Time from a workstation file settling until its stored copy is verified.',

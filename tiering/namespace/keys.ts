@@ -10,9 +10,14 @@
 //                                                 replicated object waiting to be coded
 //   H \0 <last access, ms, 15 digits> \0 <bucket> \0 <key>
 //                                                 coded object with a hot copy (stub candidates, least recently read first)
+//   D \0 <bucket> \0 <sha256, hex> \0 <key>       object with that whole-object SHA-256 (FLOWS dedup)
 //   F \0 <issue id>                               FLOWS issue
+//   X \0 <facet> \0 <issue id>                     FLOWS issue index: one entry per facet of an issue
+//                                                 ("kind=quota", "state=open", "kind=quota,state=open",
+//                                                 "workstation=<name>", "bucket=<name>"), so a filter reads only its matches
 //   W \0 <workstation> \0 <path in its source>    FLOWS ingest state of one workstation file
-//   S \0 <name>                                   FLOWS singleton state (the reconciler's: "scrub")
+//   S \0 <name>                                   FLOWS singleton state (the reconciler's: "scrub"; the
+//                                                 namespace's own: "indexes", which index families are built)
 //
 // Bucket names cannot hold NUL, so "<bucket> \0" always ends the bucket part;
 // object keys may hold any UTF-8, NUL included, and still sort correctly
@@ -60,7 +65,18 @@ export const keys = {
     return { at, bucket: k.subarray(18, sep).toString('utf8'), key: k.subarray(sep + 1).toString('utf8') };
   },
 
+  /** Objects of `bucket` holding bytes with this SHA-256 lie in [sha256Start, afterPrefix(sha256Start)). */
+  sha256: (bucket: string, sha256: string, key: string) => build('D', bucket, sha256, key),
+  sha256Start: (bucket: string, sha256: string) => build('D', bucket, sha256, ''),
+  /** The object key inside a D key. */
+  sha256KeyOf: (bucket: string, k: Buffer) => k.subarray(Buffer.byteLength(bucket) + 64 + 4).toString('utf8'),
+
   issue: (id: string) => build('F', id),
+  issueIndex: (facet: string, id: string) => build('X', facet, id),
+  issueIndexStart: (facet: string) => build('X', facet, ''),
+  issueIndexEnd: (facet: string) => Buffer.concat([build('X', facet), Buffer.of(1)]),
+  /** The issue id inside an X key (ids are 24 hex digits, last). */
+  issueIdOf: (k: Buffer) => k.subarray(k.length - 24).toString('latin1'),
   issuesStart: () => build('F', ''),
   issuesEnd: () => Buffer.from('F\x01', 'latin1'),
   flowsState: (name: string) => build('S', name),

@@ -3,18 +3,60 @@
 // page costs what it returns, never the size of the bucket.
 import { Level } from 'level';
 import { afterPrefix, keys } from './keys.js';
-import type { BucketRecord, IssueRecord, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord, WorkstationFileRecord } from './records.js';
+import type { BucketRecord, IndexesRecord, IssueKind, IssueRecord, IssueState, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord, WorkstationFileRecord } from './records.js';
 
 /** Tier-queue entries carry no value: the key says it all. */
 type QueueMark = Record<string, never>;
-type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | WorkstationFileRecord | QueueMark;
+type Value = BucketRecord | ObjectRecord | UploadRecord | PartRecord | IssueRecord | ScrubStateRecord | WorkstationFileRecord | IndexesRecord | QueueMark;
 export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
 
-/** Where an object sits in the tier queues (see keys.ts), if anywhere. */
+/** The index families Namespace.open builds when a namespace written before them lacks them. */
+const INDEXES_VERSION = 1;
+
+/** Where an object sits in the tier queues and the SHA-256 index (see keys.ts). */
 function queueEntries(rec: ObjectRecord): Buffer[] {
-  if (rec.tier === 'replicated') return [keys.tierQueue('T', rec.lastModified, rec.bucket, rec.key)];
-  if (rec.tier === 'coded' && rec.copies.includes('hot')) return [keys.tierQueue('H', lastAccess(rec), rec.bucket, rec.key)];
-  return [];
+  const out = rec.sha256 ? [keys.sha256(rec.bucket, rec.sha256, rec.key)] : [];
+  if (rec.tier === 'replicated') out.push(keys.tierQueue('T', rec.lastModified, rec.bucket, rec.key));
+  if (rec.tier === 'coded' && rec.copies.includes('hot')) out.push(keys.tierQueue('H', lastAccess(rec), rec.bucket, rec.key));
+  return out;
+}
+
+/** What GET /flows/issues can filter on; a facet names one value of each field it holds. */
+export interface IssueFacetQuery {
+  kind?: IssueKind;
+  state?: IssueState;
+  workstation?: string;
+  bucket?: string;
+}
+
+/** The facet string of a filter: "kind=quota,state=open". */
+export function issueFacet(q: IssueFacetQuery): string {
+  return (['kind', 'state', 'workstation', 'bucket'] as const)
+    .filter((f) => q[f] !== undefined)
+    .map((f) => `${f}=${q[f]}`)
+    .join(',');
+}
+
+/** Every facet an issue is indexed under (family X): a filter on any one or on kind and state together reads only matches. */
+function issueFacets(rec: IssueRecord): string[] {
+  return [
+    issueFacet({ kind: rec.kind }),
+    issueFacet({ state: rec.state }),
+    issueFacet({ kind: rec.kind, state: rec.state }),
+    ...(rec.workstation !== undefined ? [issueFacet({ workstation: rec.workstation })] : []),
+    ...(rec.bucket !== undefined ? [issueFacet({ bucket: rec.bucket })] : []),
+  ];
+}
+
+/** The batch ops that replace issue `old` with `next` and keep its index entries in step. Every issue write goes through here. */
+export function issueOps(old: IssueRecord | undefined, next: IssueRecord): BatchOp[] {
+  const puts = issueFacets(next);
+  const dels = old ? issueFacets(old).filter((f) => !puts.includes(f)) : [];
+  return [
+    { type: 'put', key: keys.issue(next.id), value: next },
+    ...puts.map((f): BatchOp => ({ type: 'put', key: keys.issueIndex(f, next.id), value: {} })),
+    ...dels.map((f): BatchOp => ({ type: 'del', key: keys.issueIndex(f, old!.id) })),
+  ];
 }
 
 export function lastAccess(rec: ObjectRecord): number {
@@ -58,7 +100,7 @@ export interface ListPage {
 }
 
 export class Namespace {
-  /** Entries visited by listings (exported as a metric: it proves pages are cheap). */
+  /** Entries visited by listings and issue scans (exported as a metric: it proves pages are cheap). */
   entriesScanned = 0;
 
   private readonly durable: GroupCommit;
@@ -70,7 +112,34 @@ export class Namespace {
   static async open(path: string): Promise<Namespace> {
     const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json' });
     await db.open();
-    return new Namespace(db);
+    const ns = new Namespace(db);
+    await ns.buildIndexes();
+    return ns;
+  }
+
+  /**
+   * A namespace written before an index family existed gets it built once,
+   * here, before anything reads it: the SHA-256 index of objects and the
+   * facet index of issues. Idempotent, so a crash part-way just runs it again.
+   */
+  private async buildIndexes(): Promise<void> {
+    const mark = await this.get<IndexesRecord>(keys.flowsState('indexes'));
+    if ((mark?.version ?? 0) >= INDEXES_VERSION) return;
+    let ops: BatchOp[] = [];
+    const flush = async () => {
+      if (ops.length > 0) await this.batch(ops, false);
+      ops = [];
+    };
+    for await (const rec of this.allObjects()) {
+      if (rec.sha256) ops.push({ type: 'put', key: keys.sha256(rec.bucket, rec.sha256, rec.key), value: {} });
+      if (ops.length >= 1000) await flush();
+    }
+    for await (const rec of this.issues()) {
+      ops.push(...issueOps(undefined, rec).slice(1));
+      if (ops.length >= 1000) await flush();
+    }
+    ops.push({ type: 'put', key: keys.flowsState('indexes'), value: { v: 1, version: INDEXES_VERSION } });
+    await this.batch(ops);
   }
 
   close(): Promise<void> {
@@ -96,14 +165,33 @@ export class Namespace {
   }
 
   /** A FLOWS record (issue or state) by its key (see keys.ts). */
-  getFlows<T extends IssueRecord | ScrubStateRecord | WorkstationFileRecord>(key: Buffer): Promise<T | undefined> {
+  getFlows<T extends IssueRecord | ScrubStateRecord | WorkstationFileRecord | IndexesRecord>(key: Buffer): Promise<T | undefined> {
     return this.get(key);
   }
 
   /** Issues in id order from `after` (exclusive), for as long as the caller keeps reading. */
   async *issues(after?: string): AsyncGenerator<IssueRecord> {
     const from = after === undefined ? { gte: keys.issuesStart() } : { gt: keys.issue(after) };
-    for await (const v of this.db.values({ ...from, lt: keys.issuesEnd() })) yield v as IssueRecord;
+    for await (const v of this.db.values({ ...from, lt: keys.issuesEnd() })) {
+      this.entriesScanned++;
+      yield v as IssueRecord;
+    }
+  }
+
+  /** Ids of the issues indexed under `facet`, in id order from `after` (exclusive). */
+  async *issueIds(facet: string, after?: string): AsyncGenerator<string> {
+    const from = after === undefined ? { gte: keys.issueIndexStart(facet) } : { gt: keys.issueIndex(facet, after) };
+    for await (const k of this.db.keys({ ...from, lt: keys.issueIndexEnd(facet) })) {
+      this.entriesScanned++;
+      yield keys.issueIdOf(k);
+    }
+  }
+
+  /** Keys of the objects in `bucket` whose bytes have this SHA-256 (at most `limit`). */
+  async keysWithSha256(bucket: string, sha256: string, limit = 16): Promise<string[]> {
+    const start = keys.sha256Start(bucket, sha256);
+    const found = await this.db.keys({ gte: start, lt: afterPrefix(start), limit }).all();
+    return found.map((k) => keys.sha256KeyOf(bucket, k));
   }
 
   /** The ingest state of every file of a workstation, in path order. */

@@ -154,6 +154,12 @@ export interface IssueRecord {
   acknowledgedBy?: string;
 }
 
+/** Which index families this namespace holds (built once at open for data written before them). */
+export interface IndexesRecord {
+  v: 1;
+  version: number;
+}
+
 /** The reconciler's own state: the last full pass and where the current one is. */
 export interface ScrubStateRecord {
   v: 1;
@@ -196,6 +202,8 @@ export interface WorkstationFileRecord {
   bucket: string;
   key: string;
   sha256?: string;
+  /** The key of the object that holds these bytes when the bucket already held them under another key (not stored again). */
+  storedAs?: string;
   verifiedAt?: number;
   clearedAt?: number;
   error?: string;

@@ -172,8 +172,8 @@ export class LocalDirSite extends Site {
     let closed = false;
     const inline = this.opts.inlineSmallReads === true;
     return {
-      read: async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
+      read: async (offset, length, into) => {
+        const buf = into && into.length >= length ? into : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
           const n = length - got;
@@ -181,7 +181,7 @@ export class LocalDirSite extends Site {
           if (bytesRead === 0) break;
           got += bytesRead;
         }
-        return got === length ? buf : buf.subarray(0, got);
+        return got === buf.length ? buf : buf.subarray(0, got);
       },
       close: async () => {
         if (closed) return;
@@ -238,7 +238,8 @@ export class LocalDirSite extends Site {
 
   async capacity(): Promise<{ total: number; free: number }> {
     const s = await statfs(this.root);
-    return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+    // As df counts it: blocks reserved for root (or otherwise unavailable) are neither used nor free to us.
+    return { total: (s.blocks - s.bfree + s.bavail) * s.bsize, free: s.bavail * s.bsize };
   }
 
   async close(): Promise<void> {}

@@ -16,8 +16,13 @@ export interface BlobWriter {
 }
 
 export interface BlobReader {
-  /** Read up to `length` bytes at `offset`; a shorter buffer means end of blob. */
-  read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Read up to `length` bytes at `offset`; a shorter buffer means end of blob.
+   * With `into` (at least `length` bytes) a backend may read into it and
+   * return a view of it, so a caller streaming a whole blob (the scrub)
+   * reuses its buffers instead of making garbage of one per read.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 

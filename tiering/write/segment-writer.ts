@@ -54,6 +54,13 @@ export function newBlobId(): string {
   return shard.toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
 }
 
+export interface WriteDeps {
+  log: Logger;
+  metrics: EngineMetrics;
+  /** Told of each site that failed the write, with the bytes the write needed (declared, else received so far). */
+  onSiteFailure?: (site: string, err: unknown, bytes: number) => void;
+}
+
 interface Target {
   site: Site;
   writer: BlobWriter;
@@ -65,7 +72,7 @@ export async function writeSegment(
   hot: Site,
   replicas: readonly Site[],
   opts: SegmentWriteOptions,
-  deps: { log: Logger; metrics: EngineMetrics },
+  deps: WriteDeps,
 ): Promise<WrittenSegment> {
   const id = newBlobId();
   const targets: Target[] = [hot, ...replicas].map((site) => ({ site, writer: site.createWriter(id) }));
@@ -84,6 +91,7 @@ export async function writeSegment(
     t.error = err;
     deps.metrics.siteWriteFailures.inc({ site: t.site.name });
     deps.log.warn({ site: t.site.name, blob: id, err: String(err) }, 'site write failed');
+    deps.onSiteFailure?.(t.site.name, err, opts.expectedSize ?? size);
     void t.writer.abort();
   };
   const live = () => targets.filter((t) => !t.error);

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { Level } from 'level';
 import t from 'tap';
 import { IssueLog, Namespace, createFlowsMetrics, issueId } from '../../../tiering/index.js';
 
@@ -106,5 +107,48 @@ t.test('filters by kind, state, workstation; cursor paging visits every match on
   t.equal(seen.size, 25, 'every match once');
   t.equal(pages, 4, '25 in pages of 7');
   t.equal(issueId('missing-copy', 'b/k0', 'A'), [...seen].find((id) => id === issueId('missing-copy', 'b/k0', 'A')), 'ids are derived from the problem');
+  await namespace.close();
+});
+
+t.test('a filter on kind or state reads only the matching issues, through the index kept with each issue', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'flows-issues-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  let { namespace, issues } = await open(dir);
+  for (let i = 0; i < 200; i++) await issues.raise({ kind: 'missing-copy', subject: `b/k${i}`, bucket: 'b', key: `k${i}`, site: 'A', detail: 'gone' });
+  for (let i = 0; i < 3; i++) await issues.raise({ kind: 'quota', subject: `site S${i}`, site: `S${i}`, detail: 'full' });
+  await issues.resolve('quota', 'site S1', 'S1');
+  await issues.resolve('missing-copy', 'b/k7', 'A');
+
+  const scanned = async (filter: Parameters<typeof issues.list>[0]) => {
+    const before = namespace.entriesScanned;
+    const page = await issues.list(filter, 1000);
+    return { n: page.issues.length, read: namespace.entriesScanned - before, page };
+  };
+  const quota = await scanned({ kind: 'quota' });
+  t.equal(quota.n, 3);
+  t.ok(quota.read <= 3, `kind=quota read ${quota.read} entries, not the 203 issues`);
+  const openQuota = await scanned({ kind: 'quota', state: 'open' });
+  t.same(openQuota.page.issues.map((i) => i.subject).sort(), ['site S0', 'site S2'], 'kind and state together');
+  t.ok(openQuota.read <= 2, `kind=quota&state=open read ${openQuota.read}`);
+  const resolved = await scanned({ state: 'resolved' });
+  t.same(resolved.page.issues.map((i) => i.subject).sort(), ['b/k7', 'site S1'], 'a resolved issue moved from the open index to the resolved one');
+  t.ok(resolved.read <= 2, `state=resolved read ${resolved.read}`);
+  const again = await issues.raise({ kind: 'quota', subject: 'site S1', site: 'S1', detail: 'full again' });
+  t.equal(again.state, 'open');
+  t.equal((await scanned({ state: 'resolved' })).n, 1, 'reopened: out of the resolved index');
+  t.equal((await scanned({ kind: 'quota', state: 'open' })).n, 3, 'and back in the open one');
+  await namespace.close();
+
+  // A namespace written before the index existed: the index is built at open.
+  const db = new Level<Buffer, unknown>(join(dir, 'ns'), { keyEncoding: 'buffer', valueEncoding: 'json' });
+  await db.open();
+  const dropped: Buffer[] = [];
+  for await (const k of db.keys()) if (k[0] === 'X'.charCodeAt(0) || (k[0] === 'S'.charCodeAt(0) && k.subarray(2).toString() === 'indexes')) dropped.push(k);
+  await db.batch(dropped.map((key) => ({ type: 'del' as const, key })));
+  await db.close();
+  t.ok(dropped.length > 600, 'index entries dropped');
+  ({ namespace, issues } = await open(dir));
+  t.equal((await issues.list({ kind: 'quota', state: 'open' }, 1000)).issues.length, 3, 'rebuilt at open');
+  t.equal((await issues.list({ kind: 'missing-copy', state: 'open' }, 1000)).issues.length, 199);
   await namespace.close();
 });
