@@ -121,10 +121,18 @@ export class LocalDirSite extends Site {
       commit: async () => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
         if (!opened) {
-          done = true;
-          await this.writeWhole(finalPath, held ?? Buffer.alloc(0));
-          held = undefined;
-          return;
+          try {
+            await this.writeWhole(finalPath, held ?? Buffer.alloc(0));
+            done = true;
+            held = undefined;
+            return;
+          } catch (err) {
+            // A repair rewrites a blob that is there but bad: replace it through tmp and rename.
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            const f = await file();
+            if (held) await writeAll(f, held);
+            held = undefined;
+          }
         }
         await fd.fsync(await file());
         await closeFile();
