@@ -62,7 +62,13 @@ export class SpaceWatch {
   /** A write to `site` failed for lack of space: report it now (the next check resolves it once there is room). */
   async noSpace(site: string, bytes: number): Promise<void> {
     this.wanted.set(site, Math.max(this.wanted.get(site) ?? 0, bytes));
-    await this.p.issues.raise({ kind: 'quota', subject: subject(site), site, detail: `a write of ${bytes} bytes to site ${site} failed: no space left on device` });
+    await this.p.issues.raise({ kind: 'quota', subject: subject(site), site, detail: this.failedWrite(site)! });
+  }
+
+  /** What a failed write left to say about `site`, while its space is not back. */
+  private failedWrite(site: string): string | undefined {
+    const bytes = this.wanted.get(site);
+    return bytes === undefined ? undefined : `a write of ${bytes} bytes to site ${site} failed: no space left on device`;
   }
 
   private async checkSite(site: Site): Promise<void> {
@@ -76,7 +82,10 @@ export class SpaceWatch {
         kind: 'quota',
         subject: subject(site.name),
         site: site.name,
-        detail: `site ${site.name} is ${(used * 100).toFixed(1)}% full (${fmt(cap.free)} free of ${fmt(cap.total)}); the limit is ${(this.p.maxUsed * 100).toFixed(1)}%`,
+        // A failed write stays in the detail: the fullness alone would hide it.
+        detail: [this.failedWrite(site.name), `site ${site.name} is ${(used * 100).toFixed(1)}% full (${fmt(cap.free)} free of ${fmt(cap.total)}); the limit is ${(this.p.maxUsed * 100).toFixed(1)}%`]
+          .filter((d) => d !== undefined)
+          .join('; '),
       });
     } else if (cap.free > wanted) {
       this.wanted.delete(site.name);

@@ -14,7 +14,7 @@ export type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'
 const INDEXES_VERSION = 1;
 
 /** Where an object sits in the tier queues and the SHA-256 index (see keys.ts). */
-function queueEntries(rec: ObjectRecord): Buffer[] {
+function indexEntries(rec: ObjectRecord): Buffer[] {
   const out = rec.sha256 ? [keys.sha256(rec.bucket, rec.sha256, rec.key)] : [];
   if (rec.tier === 'replicated') out.push(keys.tierQueue('T', rec.lastModified, rec.bucket, rec.key));
   if (rec.tier === 'coded' && rec.copies.includes('hot')) out.push(keys.tierQueue('H', lastAccess(rec), rec.bucket, rec.key));
@@ -69,8 +69,8 @@ export function lastAccess(rec: ObjectRecord): number {
  * here, so the queues can never drift from the records.
  */
 export function objectOps(old: ObjectRecord | undefined, next: ObjectRecord | undefined): BatchOp[] {
-  const dels = old ? queueEntries(old) : [];
-  const puts = next ? queueEntries(next) : [];
+  const dels = old ? indexEntries(old) : [];
+  const puts = next ? indexEntries(next) : [];
   const ops: BatchOp[] = dels.filter((d) => !puts.some((p) => p.equals(d))).map((key) => ({ type: 'del', key }));
   if (next) ops.push({ type: 'put', key: keys.object(next.bucket, next.key), value: next }, ...puts.map((key): BatchOp => ({ type: 'put', key, value: {} })));
   else if (old) ops.push({ type: 'del', key: keys.object(old.bucket, old.key) });
@@ -130,12 +130,13 @@ export class Namespace {
       if (ops.length > 0) await this.batch(ops, false);
       ops = [];
     };
+    const indexPut = (key: Buffer): BatchOp => ({ type: 'put', key, value: {} });
     for await (const rec of this.allObjects()) {
-      if (rec.sha256) ops.push({ type: 'put', key: keys.sha256(rec.bucket, rec.sha256, rec.key), value: {} });
+      ops.push(...indexEntries(rec).map(indexPut)); // tier-queue entries are rewritten as they are
       if (ops.length >= 1000) await flush();
     }
     for await (const rec of this.issues()) {
-      ops.push(...issueOps(undefined, rec).slice(1));
+      ops.push(...issueFacets(rec).map((f) => indexPut(keys.issueIndex(f, rec.id))));
       if (ops.length >= 1000) await flush();
     }
     ops.push({ type: 'put', key: keys.flowsState('indexes'), value: { v: 1, version: INDEXES_VERSION } });

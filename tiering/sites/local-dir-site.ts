@@ -106,6 +106,13 @@ export class LocalDirSite extends Site {
       open = false;
       await fd.close(await opened!);
     };
+    // From here on the blob goes through the temp file, starting with what was held.
+    const spill = async (): Promise<number> => {
+      const f = await file();
+      if (held) await writeAll(f, held);
+      held = undefined;
+      return f;
+    };
     return {
       write: async (chunk) => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
@@ -113,10 +120,7 @@ export class LocalDirSite extends Site {
           held = Buffer.from(chunk);
           return;
         }
-        const f = await file();
-        if (held) await writeAll(f, held);
-        held = undefined;
-        await writeAll(f, chunk);
+        await writeAll(await spill(), chunk);
       },
       commit: async () => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
@@ -129,12 +133,9 @@ export class LocalDirSite extends Site {
           } catch (err) {
             // A repair rewrites a blob that is there but bad: replace it through tmp and rename.
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-            const f = await file();
-            if (held) await writeAll(f, held);
-            held = undefined;
           }
         }
-        await fd.fsync(await file());
+        await fd.fsync(await spill());
         await closeFile();
         await rename(tmpPath, finalPath);
         done = true;
@@ -170,15 +171,15 @@ export class LocalDirSite extends Site {
 
   protected async _open(id: string): Promise<BlobReader | undefined> {
     const path = this.pathOf(id);
+    const inline = this.opts.inlineSmallReads === true;
     let f: number;
     try {
-      f = this.opts.inlineSmallReads ? fs.openSync(path, 'r') : await fd.open(path, 'r');
+      f = inline ? fs.openSync(path, 'r') : await fd.open(path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
     let closed = false;
-    const inline = this.opts.inlineSmallReads === true;
     return {
       read: async (offset, length, into) => {
         const buf = into && into.length >= length ? into : Buffer.allocUnsafe(length);
