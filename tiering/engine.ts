@@ -16,6 +16,7 @@ import { shardBytes, type Geometry } from './erasure/layout.js';
 import { keys } from './namespace/keys.js';
 import { lastAccess, objectOps, type BatchOp, type ListPage, type Namespace, type QueueEntry } from './namespace/namespace.js';
 import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, PosixAttrs, Segment, TierState, UploadRecord } from './namespace/records.js';
+import { BlockPool } from './read/block-pool.js';
 import { readSegments, type ByteRange, type CopyFailure } from './read/segment-reader.js';
 import type { Site } from './sites/site.js';
 import { writeSegment, type Digests, type WriteDeps } from './write/segment-writer.js';
@@ -100,11 +101,14 @@ export class Engine {
   private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
   private readonly siteFailureListeners: NonNullable<WriteDeps['onSiteFailure']>[] = [];
   private readonly writeDeps: WriteDeps;
+  /** Block buffers for streamed reads, handed back by `releaseChunk` (enough for a few dozen streams). */
+  private readonly blocks: BlockPool;
   private reads = 0;
 
   private constructor(private readonly p: EngineParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
     this.codec = new Codec(p.config.geometry.k, p.config.geometry.m);
+    this.blocks = new BlockPool(p.config.blockSize, 32);
     this.writeDeps = { log: p.log, metrics: p.metrics, onSiteFailure: (site, err, bytes) => this.siteFailureListeners.forEach((l) => l(site, err, bytes)) };
   }
 
@@ -232,20 +236,23 @@ export class Engine {
   }
 
   /**
-   * `readObject` with its first bytes already read, so a failure to start
-   * (too many shards lost) rejects here, before a caller commits to a status.
+   * The bytes of `readObject` as chunks, the first already read, so a failure
+   * to start (too many shards lost) rejects here, before a caller commits to
+   * a status. Hand each chunk to `releaseChunk` once it has been sent.
    */
-  async openObject(rec: ObjectRecord, range?: ByteRange): Promise<Readable> {
+  async openObject(rec: ObjectRecord, range?: ByteRange): Promise<AsyncIterable<Buffer>> {
     const chunks = this.readChunks(rec, range);
     const first = await chunks.next();
-    return Readable.from(
-      (async function* () {
-        if (first.done) return;
-        yield first.value;
-        yield* chunks;
-      })(),
-      { objectMode: false, highWaterMark: 1 },
-    );
+    return (async function* () {
+      if (first.done) return;
+      yield first.value;
+      yield* chunks;
+    })();
+  }
+
+  /** A chunk from `openObject` is no longer needed: its buffer is read into again. */
+  releaseChunk(chunk: Buffer): void {
+    this.blocks.give(chunk);
   }
 
   /**
@@ -278,7 +285,7 @@ export class Engine {
     const sources = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
     let pos = range.start;
     try {
-      for await (const chunk of readSegments(rec.segments, sources, range, (f) => this.reportBadCopy(rec, f))) {
+      for await (const chunk of readSegments(rec.segments, sources, range, (f) => this.reportBadCopy(rec, f), this.blocks)) {
         pos += chunk.length;
         yield chunk;
       }

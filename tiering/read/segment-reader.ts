@@ -3,11 +3,13 @@
 // before it is served. A copy that is missing, unreadable or wrong is
 // reported and skipped, and the read carries on from the next copy at the
 // same block, so a bad byte is never sent silently. One block is read ahead
-// while the previous one is being sent.
+// while the previous one is being sent. With a pool, full blocks are read
+// into its buffers, and the consumer hands each back once it is sent.
 import { crc32 } from 'node:zlib';
 import { EngineError } from '../errors.js';
 import type { Segment } from '../namespace/records.js';
 import type { BlobReader, Site } from '../sites/site.js';
+import type { BlockPool } from './block-pool.js';
 
 export interface CopyFailure {
   site: string;
@@ -26,6 +28,7 @@ export async function* readSegments(
   sources: readonly Site[],
   range: ByteRange,
   onFailure: (f: CopyFailure) => void,
+  pool?: BlockPool,
 ): AsyncGenerator<Buffer> {
   let base = 0;
   for (const seg of segments) {
@@ -33,7 +36,7 @@ export async function* readSegments(
     const segEnd = Math.min(range.end - base, seg.size);
     base += seg.size;
     if (segStart >= segEnd) continue;
-    yield* readSegment(seg, sources, segStart, segEnd, onFailure);
+    yield* readSegment(seg, sources, segStart, segEnd, onFailure, pool);
   }
 }
 
@@ -43,9 +46,10 @@ async function* readSegment(
   start: number,
   end: number,
   onFailure: (f: CopyFailure) => void,
+  pool: BlockPool | undefined,
 ): AsyncGenerator<Buffer> {
   const crcs = Buffer.from(seg.crc32, 'base64');
-  const copies = new CopyCursor(seg, sources, onFailure);
+  const copies = new CopyCursor(seg, sources, onFailure, pool);
   try {
     const first = Math.floor(start / seg.blockSize);
     const last = Math.floor((end - 1) / seg.blockSize);
@@ -77,9 +81,11 @@ class CopyCursor {
     private readonly seg: Segment,
     private readonly sources: readonly Site[],
     private readonly onFailure: (f: CopyFailure) => void,
+    private readonly pool: BlockPool | undefined,
   ) {}
 
   async readVerified(offset: number, length: number, expected: number): Promise<Buffer> {
+    const into = this.pool?.take(length);
     while (this.index < this.sources.length) {
       const site = this.sources[this.index]!;
       let reason: string;
@@ -89,7 +95,7 @@ class CopyCursor {
         if (!reader) {
           reason = 'missing';
         } else {
-          const buf = await reader.read(offset, length);
+          const buf = await reader.read(offset, length, into);
           if (buf.length === length && crc32(buf) === expected) return buf;
           reason = buf.length === length ? `checksum mismatch at offset ${offset}` : `short read at offset ${offset}`;
         }
@@ -99,6 +105,7 @@ class CopyCursor {
       this.onFailure({ site: site.name, blob: this.seg.blob, reason });
       await this.advance();
     }
+    if (into) this.pool!.give(into);
     throw new EngineError('NO_GOOD_COPY', `no copy of blob ${this.seg.blob} could be read intact`);
   }
 

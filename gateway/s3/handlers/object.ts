@@ -1,7 +1,8 @@
 // Object calls: PutObject, GetObject, HeadObject, DeleteObject, CopyObject
 // and object tagging.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyRequest } from 'fastify';
-import type { ObjectRecord } from '../../../tiering/index.js';
+import type { Logger, ObjectRecord } from '../../../tiering/index.js';
 import { S3Error } from '../errors.js';
 import { decodeComponent, isoDate, readSmallBody, readXmlBody, sendXml, type S3Call } from '../request.js';
 import { children, childText, el } from '../xml.js';
@@ -19,7 +20,7 @@ export const putObject: Handler = async (call, { engine }) => {
 export const headObject: Handler = async (call, deps) => getOrHead(call, deps, false);
 export const getObject: Handler = async (call, deps) => getOrHead(call, deps, true);
 
-async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withBody: boolean): Promise<void> {
+async function getOrHead(call: S3Call, { engine, log }: Parameters<Handler>[1], withBody: boolean): Promise<void> {
   const rec = await engine.headObject(call.bucket, call.key);
   const notModified = checkConditions(rec, call.req);
   const reply = call.reply;
@@ -38,8 +39,9 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   // cannot be read (too many shards lost) is a clean 500, not a torn 200.
   // A small body is read whole and sent in one write.
   const length = range ? range.end - range.start : rec.size;
-  const body =
-    !withBody || empty ? undefined : length <= WHOLE_READ_BYTES ? await engine.readBytes(rec, range) : await engine.openObject(rec, range);
+  const whole = withBody && !empty && length <= WHOLE_READ_BYTES;
+  const body = whole ? await engine.readBytes(rec, range) : undefined;
+  const chunks = withBody && !empty && !whole ? await engine.openObject(rec, range) : undefined;
   if (range) {
     delete headers[`x-amz-checksum-${rec.checksum?.algorithm.toLowerCase()}`];
     reply.code(206).headers(headers).header('content-range', `bytes ${range.start}-${range.end - 1}/${rec.size}`);
@@ -47,7 +49,44 @@ async function getOrHead(call: S3Call, { engine }: Parameters<Handler>[1], withB
   } else {
     reply.code(200).headers(headers).header('content-length', String(rec.size));
   }
-  reply.send(body);
+  if (chunks) await sendChunks(call, chunks, (c) => engine.releaseChunk(c), log);
+  else reply.send(body);
+}
+
+/**
+ * Writes a large body straight to the socket, handing each chunk back once
+ * the kernel has taken it, so the next block is read into the same buffer.
+ * The status and headers are already set; a read that fails after they went
+ * out tears the connection, so the client sees a short body, never a wrong one.
+ */
+async function sendChunks(call: S3Call, chunks: AsyncIterable<Buffer>, release: (chunk: Buffer) => void, log: Logger): Promise<void> {
+  const { reply } = call;
+  const res = reply.raw;
+  reply.hijack(); // fastify's onResponse hook still runs when the response finishes
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) break;
+      if (!res.write(chunk, (err) => err || release(chunk))) await drained(res);
+    }
+    res.end();
+  } catch (err) {
+    log.error({ err: String((err as Error)?.stack ?? err), requestId: call.requestId }, 'GetObject failed after the status was sent');
+    res.destroy();
+  }
+}
+
+/** Resolves when `res` can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Bodies up to this size are read into one buffer rather than streamed. */
