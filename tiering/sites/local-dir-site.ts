@@ -89,18 +89,23 @@ export class LocalDirSite extends Site {
   }
 
   protected _createWriter(id: string): BlobWriter {
-    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
+    let tmpPath = ''; // named when first needed: most blobs never touch tmp
     const finalPath = this.pathOf(id);
     let opened: Promise<number> | undefined;
     let open = false; // the descriptor is ours to close (never close a number the kernel may have reused)
     let done = false;
     // The first write, kept (copied) while it may be the whole blob.
     let held: Buffer | undefined;
-    const file = () =>
-      (opened ??= fd.open(tmpPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o640).then((n) => {
-        open = true;
-        return n;
-      }));
+    const file = () => {
+      if (!opened) {
+        tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
+        opened = fd.open(tmpPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o640).then((n) => {
+          open = true;
+          return n;
+        });
+      }
+      return opened;
+    };
     const closeFile = async () => {
       if (!open) return;
       open = false;
