@@ -36,6 +36,7 @@ import type { Logger } from '../log.js';
 import { keys } from '../namespace/keys.js';
 import type { Namespace } from '../namespace/namespace.js';
 import type { IngestState, ObjectRecord, WorkstationFileRecord } from '../namespace/records.js';
+import { Periodic } from '../periodic.js';
 import type { IssueLog } from './issues.js';
 import type { FlowsMetrics } from './metrics.js';
 
@@ -136,9 +137,7 @@ class Tally {
 }
 
 export class Ingest {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly periodic: Periodic;
   private readonly include: Map<string, RegExp[]>;
   private readonly artefacts: Map<string, RegExp[]>;
   private readonly scanErrors = new Map<string, string>();
@@ -149,6 +148,7 @@ export class Ingest {
   constructor(private readonly p: IngestParts) {
     this.include = new Map(p.workstations.map((w) => [w.name, w.include.map(globToRegExp)]));
     this.artefacts = new Map(p.workstations.map((w) => [w.name, w.artefacts.map(globToRegExp)]));
+    this.periodic = new Periodic('ingest pass', p.intervalMs, () => this.scanAll(), p.log);
   }
 
   async start(): Promise<void> {
@@ -157,43 +157,35 @@ export class Ingest {
       for await (const f of this.p.namespace.workstationFiles(ws.name)) tally.add(f);
       this.tallies.set(ws.name, tally);
     }
-    this.stopped = false;
     await this.publish();
-    this.schedule(0);
+    this.periodic.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** One scan of every workstation now (also what the timer runs). */
   runOnce(): Promise<void> {
-    this.running ??= (async () => {
-      for (const ws of this.p.workstations) {
-        if (this.stopped) break;
-        try {
-          await this.scan(ws);
-          this.scanErrors.delete(ws.name);
-        } catch (err) {
-          this.scanErrors.set(ws.name, (err as Error).message);
-          this.p.log.warn({ workstation: ws.name, err: String(err) }, 'workstation scan failed');
-        }
-      }
-      await this.publish();
-    })().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.runNow();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.runOnce()
-        .catch((err) => this.p.log.error({ err: String(err) }, 'ingest pass failed'))
-        .finally(() => this.schedule(this.p.intervalMs));
-    }, ms);
-    this.timer.unref();
+  private get stopped(): boolean {
+    return this.periodic.stopped;
+  }
+
+  private async scanAll(): Promise<void> {
+    for (const ws of this.p.workstations) {
+      if (this.stopped) break;
+      try {
+        await this.scan(ws);
+        this.scanErrors.delete(ws.name);
+      } catch (err) {
+        this.scanErrors.set(ws.name, (err as Error).message);
+        this.p.log.warn({ workstation: ws.name, err: String(err) }, 'workstation scan failed');
+      }
+    }
+    await this.publish();
   }
 
   async summaries(): Promise<WorkstationSummary[]> {

@@ -7,6 +7,7 @@
 // needed (that is remembered in memory only: after a restart the threshold
 // alone decides).
 import type { Logger } from '../log.js';
+import { Periodic } from '../periodic.js';
 import type { Site } from '../sites/site.js';
 import type { IssueLog } from './issues.js';
 
@@ -27,36 +28,36 @@ function subject(site: string): string {
 }
 
 export class SpaceWatch {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly periodic: Periodic;
   /** Bytes a write needed when it failed with ENOSPC, per site, until the space is back. */
   private readonly wanted = new Map<string, number>();
 
-  constructor(private readonly p: SpaceWatchParts) {}
+  constructor(private readonly p: SpaceWatchParts) {
+    this.periodic = new Periodic('free-space check', p.intervalMs, () => this.checkAll(), p.log);
+  }
 
   async start(): Promise<void> {
     await this.check();
-    this.timer = setInterval(() => void this.check(), this.p.intervalMs);
-    this.timer.unref();
+    this.periodic.start(this.p.intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** Read every site's free space now; raise or resolve its quota issue. */
   check(): Promise<void> {
-    this.running ??= (async () => {
-      for (const site of this.p.sites) {
-        try {
-          await this.checkSite(site);
-        } catch (err) {
-          this.p.log.warn({ site: site.name, err: String(err) }, 'could not check free space');
-        }
+    return this.periodic.runNow();
+  }
+
+  private async checkAll(): Promise<void> {
+    for (const site of this.p.sites) {
+      try {
+        await this.checkSite(site);
+      } catch (err) {
+        this.p.log.warn({ site: site.name, err: String(err) }, 'could not check free space');
       }
-    })().finally(() => (this.running = undefined));
-    return this.running;
+    }
   }
 
   /** A write to `site` failed for lack of space: report it now (the next check resolves it once there is room). */

@@ -10,6 +10,7 @@
 import type { Engine } from '../engine.js';
 import type { Logger } from '../log.js';
 import type { EngineMetrics } from '../metrics.js';
+import { Periodic } from '../periodic.js';
 
 export interface WorkerOptions {
   /** Pause between passes. */
@@ -21,9 +22,7 @@ export interface WorkerOptions {
 }
 
 export class TierWorker {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly periodic: Periodic;
   private readonly retryAt = new Map<string, { at: number; failures: number }>();
 
   constructor(
@@ -31,33 +30,25 @@ export class TierWorker {
     private readonly opts: WorkerOptions,
     private readonly log: Logger,
     private readonly metrics: EngineMetrics,
-  ) {}
-
-  start(): void {
-    this.stopped = false;
-    this.schedule(0);
+  ) {
+    this.periodic = new Periodic('tier worker pass', opts.intervalMs, () => this.pass(), log);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  start(): void {
+    this.periodic.start();
+  }
+
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** One pass now (also what the timer runs). */
   runOnce(): Promise<void> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.runNow();
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      void this.runOnce()
-        .catch((err) => this.log.error({ err: String(err) }, 'tier worker pass failed'))
-        .finally(() => this.schedule(this.opts.intervalMs));
-    }, ms);
-    this.timer.unref();
+  private get stopped(): boolean {
+    return this.periodic.stopped;
   }
 
   private async pass(): Promise<void> {
