@@ -344,7 +344,7 @@ export class ObjectReader {
       throw err;
     }
     // Keep at most READ_WINDOW behind this read.
-    while (this.chunks.length > 1 && this.chunks[0]!.start + this.chunks[0]!.buf.length <= offset - READ_WINDOW) this.chunks.shift();
+    while (this.chunks.length > 1 && this.chunks[0]!.start + this.chunks[0]!.buf.length <= offset - READ_WINDOW) this.engine.releaseChunk(this.chunks.shift()!.buf);
     let copied = 0;
     for (const c of this.chunks) {
       const from = Math.max(offset, c.start);
@@ -360,7 +360,6 @@ export class ObjectReader {
   private async restart(offset: number): Promise<void> {
     await this.close();
     this.it = (this.engine.readObject(this.rec, { start: offset, end: this.rec.size }) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-    this.chunks = [];
     this.pos = offset;
     this.want = offset;
     this.eof = false;
@@ -371,6 +370,8 @@ export class ObjectReader {
     const it = this.it;
     this.it = undefined;
     this.pump = undefined;
+    // Reads copy out of the window synchronously, so nothing holds these now.
+    for (const c of this.chunks.splice(0)) this.engine.releaseChunk(c.buf);
     await it?.return?.().catch(() => undefined);
   }
 }
