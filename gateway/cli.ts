@@ -158,9 +158,11 @@ async function serve(config: Readonly<Config>): Promise<void> {
     },
   });
   const space = new SpaceWatch({ sites: [hot, ...sites], issues, log, maxUsed: config.flows.space.maxUsed, intervalMs: parseDuration(config.flows.space.every)! });
-  engine.onSiteWriteFailure((site, err, bytes) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') void space.noSpace(site, bytes).catch((e) => log.warn({ err: String(e) }, 'could not record an issue'));
-  });
+  for (const site of [hot, ...sites]) {
+    site.onWriteFailure((err, bytes) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') void space.noSpace(site.name, bytes).catch((e) => log.warn({ err: String(e) }, 'could not record an issue'));
+    });
+  }
   for (const w of config.flows.workstations) {
     if (!(await namespace.getBucket(w.bucket))) {
       await engine.createBucket(w.bucket);

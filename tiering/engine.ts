@@ -99,7 +99,6 @@ export class Engine {
   private readonly recalls = new Map<string, Promise<ObjectRecord | undefined>>();
   private readonly stats = new TierStats();
   private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
-  private readonly siteFailureListeners: NonNullable<WriteDeps['onSiteFailure']>[] = [];
   private readonly writeDeps: WriteDeps;
   /** Block buffers for streamed reads, handed back by `releaseChunk` (enough for a few dozen streams). */
   private readonly blocks: BlockPool;
@@ -109,7 +108,7 @@ export class Engine {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
     this.codec = new Codec(p.config.geometry.k, p.config.geometry.m);
     this.blocks = new BlockPool(p.config.blockSize, 32);
-    this.writeDeps = { log: p.log, metrics: p.metrics, onSiteFailure: (site, err, bytes) => this.siteFailureListeners.forEach((l) => l(site, err, bytes)) };
+    this.writeDeps = { log: p.log, metrics: p.metrics };
   }
 
   static async open(parts: EngineParts): Promise<Engine> {
@@ -677,11 +676,6 @@ export class Engine {
     this.p.metrics.checksumFailures.inc({ site: f.site });
     this.p.log.warn({ bucket: rec.bucket, key: rec.key, ...f }, 'bad copy skipped; recorded for repair');
     for (const listener of this.badCopyListeners) listener(rec, f);
-  }
-
-  /** Hear of every site that fails a write (FLOWS reports a full site). */
-  onSiteWriteFailure(listener: NonNullable<WriteDeps['onSiteFailure']>): void {
-    this.siteFailureListeners.push(listener);
   }
 
   /** Hear of every bad copy a read skips (FLOWS records it and repairs the object). */

@@ -13,7 +13,7 @@ import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand } from '@aws
 import t from 'tap';
 import type { IssueRecord } from '../../tiering/index.js';
 import { gatewayWithConfig, removeDir, tempDir, type Gateway } from '../helpers/gateway.js';
-import { basicAuth, waitFor } from '../helpers/tiers.js';
+import { basicAuth, tierOf, waitFor } from '../helpers/tiers.js';
 
 const exec = promisify(execFile);
 
@@ -92,4 +92,38 @@ t.test('a site on a small filesystem: over the threshold opens a quota issue, fr
   await exec('mount', ['-o', 'remount,size=32m', small]);
   await waitFor('resolved once the filesystem can take the write', async () => (await siteIssue(r.gw, 'B'))?.state === 'resolved', 10_000);
   t.match((await siteIssue(r.gw, 'B'))!.detail, /site B has 0\.03 GiB free/, 'resolved with how much is free');
+});
+
+t.test('a shard that does not fit on its site raises the quota issue too, and coding completes once there is room', async (t) => {
+  const small = await tempDir('valentine-tmpfs-');
+  try {
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
+  } catch (err) {
+    await removeDir(small);
+    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
+    return;
+  }
+  t.teardown(async () => {
+    await exec('umount', ['-l', small]).catch(() => undefined);
+    await removeDir(small);
+  });
+  const r = await gatewayWithConfig(t, {
+    sites: [
+      { name: 'A', type: 'local' },
+      { name: 'B', type: 'local' },
+      { name: 'C', type: 'local', path: small },
+    ],
+    tiering: { codeAfter: '1s', workerInterval: '200ms' },
+    flows: { space: { maxUsed: 0.99, every: '200ms' } },
+  });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'coded' }));
+  // 20 MiB codes 2+1 into two 10 MiB data shards (sites A, B) and a 10 MiB parity shard for site C's 8 MiB.
+  await r.s3.send(new PutObjectCommand({ Bucket: 'coded', Key: 'big', Body: randomBytes(20 * 2 ** 20) }));
+  await waitFor('quota issue for site C', async () => (await siteIssue(r.gw, 'C'))?.state === 'open', 15_000);
+  t.match((await siteIssue(r.gw, 'C'))!.detail, /a write of 10485760 bytes to site C failed: no space left on device/, 'the parity shard write, with its size');
+  t.equal(await tierOf(r.gw, 'coded', 'big'), 'replicated', 'the object keeps its replicas meanwhile');
+  await exec('mount', ['-o', 'remount,size=32m', small]);
+  await waitFor('resolved once site C can take the shard', async () => (await siteIssue(r.gw, 'C'))?.state === 'resolved', 15_000);
+  await waitFor('coded', async () => (await tierOf(r.gw, 'coded', 'big')) === 'coded', 30_000);
+  t.pass('quota issue resolved itself and the object is coded');
 });

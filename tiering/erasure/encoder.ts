@@ -9,7 +9,7 @@ import type { ShardLayout } from '../namespace/records.js';
 import type { BlobWriter, Site } from '../sites/site.js';
 import { newBlobId } from '../write/segment-writer.js';
 import type { Codec } from './codec.js';
-import { pieceSizeOf, planStripes, type Geometry } from './layout.js';
+import { pieceSizeOf, planStripes, shardBytes, type Geometry } from './layout.js';
 
 export async function encodeObject(
   source: AsyncIterable<Buffer>,
@@ -25,7 +25,7 @@ export async function encodeObject(
     if (!site) throw new EngineError('SITE_UNAVAILABLE', `erasure geometry names unknown site ${name}`);
     return { site, blob: newBlobId(), crcs: Buffer.alloc(stripes * 4) };
   });
-  const writers: BlobWriter[] = targets.map((t) => t.site.createWriter(t.blob));
+  const writers: BlobWriter[] = targets.map((t) => t.site.createWriter(t.blob, shardBytes({ pieceSize, lastPieceSize, stripes })));
   let stripe = Buffer.allocUnsafe(k * pieceSize);
   let filled = 0;
   let stripeNo = 0;

@@ -33,11 +33,26 @@ export interface SiteSupports {
 
 export abstract class Site {
   abstract readonly supports: SiteSupports;
+  private readonly writeFailureListeners: ((err: unknown, bytes: number) => void)[] = [];
   constructor(readonly name: string) {}
 
-  createWriter(id: string): BlobWriter {
+  /**
+   * A writer for a new blob. `expectedBytes`, when the caller knows it, is
+   * what a failed write reports as the bytes it needed.
+   */
+  createWriter(id: string, expectedBytes?: number): BlobWriter {
     assertBlobId(id);
-    return this._createWriter(id);
+    const writer = this._createWriter(id);
+    return this.writeFailureListeners.length === 0 ? writer : reportingFailure(writer, expectedBytes, (err, bytes) => this.writeFailureListeners.forEach((l) => l(err, bytes)));
+  }
+
+  /**
+   * Hear of every write to this site that fails, whoever wrote (objects,
+   * shards, repairs, recalls), with the bytes it needed (declared, else taken
+   * so far): FLOWS reports a full site from it.
+   */
+  onWriteFailure(listener: (err: unknown, bytes: number) => void): void {
+    this.writeFailureListeners.push(listener);
   }
   /** Resolves undefined when the blob does not exist. */
   async open(id: string): Promise<BlobReader | undefined> {
@@ -71,6 +86,27 @@ export abstract class Site {
   protected abstract _delete(id: string): Promise<void>;
   protected abstract _stat(id: string): Promise<{ size: number } | undefined>;
   protected abstract _list(): AsyncIterable<string>;
+}
+
+/** `writer`, telling `report` once when a write or the commit fails. */
+function reportingFailure(writer: BlobWriter, expectedBytes: number | undefined, report: (err: unknown, bytes: number) => void): BlobWriter {
+  let taken = 0;
+  let reported = false;
+  const failed = (err: unknown): never => {
+    if (!reported) {
+      reported = true;
+      report(err, expectedBytes ?? taken);
+    }
+    throw err;
+  };
+  return {
+    write: (chunk) => {
+      taken += chunk.length;
+      return writer.write(chunk).catch(failed);
+    },
+    commit: () => writer.commit().catch(failed),
+    abort: () => writer.abort(),
+  };
 }
 
 export function assertBlobId(id: string): void {

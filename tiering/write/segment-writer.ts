@@ -57,8 +57,6 @@ export function newBlobId(): string {
 export interface WriteDeps {
   log: Logger;
   metrics: EngineMetrics;
-  /** Told of each site that failed the write, with the bytes the write needed (declared, else received so far). */
-  onSiteFailure?: (site: string, err: unknown, bytes: number) => void;
 }
 
 interface Target {
@@ -75,7 +73,7 @@ export async function writeSegment(
   deps: WriteDeps,
 ): Promise<WrittenSegment> {
   const id = newBlobId();
-  const targets: Target[] = [hot, ...replicas].map((site) => ({ site, writer: site.createWriter(id) }));
+  const targets: Target[] = [hot, ...replicas].map((site) => ({ site, writer: site.createWriter(id, opts.expectedSize) }));
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
   const crcs: number[] = [];
@@ -91,7 +89,6 @@ export async function writeSegment(
     t.error = err;
     deps.metrics.siteWriteFailures.inc({ site: t.site.name });
     deps.log.warn({ site: t.site.name, blob: id, err: String(err) }, 'site write failed');
-    deps.onSiteFailure?.(t.site.name, err, opts.expectedSize ?? size);
     void t.writer.abort();
   };
   const live = () => targets.filter((t) => !t.error);
