@@ -254,6 +254,14 @@ export class Engine {
     this.blocks.give(chunk);
   }
 
+  /** `chunks` for a consumer done with each chunk once it asks for the next: each is released then. */
+  private async *releasedOnNext(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of chunks) {
+      yield chunk;
+      this.blocks.give(chunk);
+    }
+  }
+
   /**
    * The same bytes as `readObject`, gathered into one buffer: for small
    * reads, where a stream's machinery would cost more than the bytes.
@@ -756,7 +764,8 @@ export class Engine {
     const rec = await this.headObject(bucket, key);
     if (rec.tier !== 'replicated') return 'unchanged';
     const started = performance.now();
-    const source = Readable.from(this.readCopies(rec, { start: 0, end: rec.size }), { objectMode: false, highWaterMark: 1 });
+    // The encoder copies each chunk into its stripe before it asks for the next, so each block goes back to the pool then.
+    const source = this.releasedOnNext(this.readCopies(rec, { start: 0, end: rec.size }));
     const layout = await encodeObject(source, rec.size, this.p.config.geometry, (n) => this.siteByName.get(n), this.codec);
     const replicas = await this.locks.run(objectLock(bucket, key), async () => {
       const cur = await this.p.namespace.getObject(bucket, key);

@@ -105,10 +105,11 @@ export async function verifyShard(site: Site, layout: ShardLayout, index: number
   const crcs = Buffer.from(shard.crc32, 'base64');
   const reader = await site.open(shard.blob);
   if (!reader) throw new EngineError('SITE_UNAVAILABLE', `shard ${index} vanished from site ${site.name} before it was verified`);
+  const into = Buffer.allocUnsafe(layout.pieceSize); // one buffer for every piece: each is only checked
   try {
     for (let s = 0; s < layout.stripes; s++) {
       const size = pieceSizeOf(layout, s);
-      const piece = await reader.read(s * layout.pieceSize, size);
+      const piece = await reader.read(s * layout.pieceSize, size, into);
       if (piece.length !== size || crc32(piece) !== crcs.readUInt32BE(s * 4)) {
         throw new EngineError('SITE_UNAVAILABLE', `shard ${index} on site ${site.name} read back wrong at stripe ${s}`);
       }
