@@ -48,28 +48,30 @@ export async function* readCoded(
   }
 }
 
-/** The k data pieces of stripe `s`, back to back, rebuilt from parity if need be. */
+/**
+ * The k data pieces of stripe `s`, back to back, rebuilt from parity if need
+ * be. Pieces are read straight into their slots; parity space is made only
+ * when a stripe needs it.
+ */
 async function readStripe(layout: ShardLayout, shards: ShardReaders, codec: Codec, s: number, report: DecodeReport): Promise<Buffer> {
   const { k, m } = layout;
   const pieceSize = pieceSizeOf(layout, s);
-  const data = Buffer.alloc(k * pieceSize);
-  const parity = Buffer.alloc(m * pieceSize);
-  const slot = (i: number) => (i < k ? data.subarray(i * pieceSize, (i + 1) * pieceSize) : parity.subarray((i - k) * pieceSize, (i - k + 1) * pieceSize));
+  // Every byte is overwritten: by a read piece, or by the rebuild of a piece that could not be read.
+  const data = Buffer.allocUnsafe(k * pieceSize);
+  let parity: Buffer | undefined;
+  const slot = (i: number) => (i < k ? data.subarray(i * pieceSize, (i + 1) * pieceSize) : parity!.subarray((i - k) * pieceSize, (i - k + 1) * pieceSize));
   const good = new Set<number>();
   const tryPieces = async (indexes: number[]) => {
     await Promise.all(
       indexes.map(async (i) => {
-        const piece = await shards.readPiece(i, s);
-        if (piece) {
-          piece.copy(slot(i));
-          good.add(i);
-        }
+        if (await shards.readPiece(i, s, slot(i))) good.add(i);
       }),
     );
   };
   await tryPieces(range(0, k));
   if (good.size === k) return data;
   report.degraded = true;
+  parity = Buffer.allocUnsafe(m * pieceSize);
   await tryPieces(range(k, k + m));
   if (good.size < k) {
     throw new EngineError('NO_GOOD_COPY', `stripe ${s}: only ${good.size} of the ${k} pieces needed could be read intact`);
@@ -97,9 +99,9 @@ class ShardReaders {
     this.crcs = layout.shards.map((sh) => Buffer.from(sh.crc32, 'base64'));
   }
 
-  /** Piece `i` of stripe `s`, verified; undefined (reported) when it cannot be had. */
-  async readPiece(i: number, s: number): Promise<Buffer | undefined> {
-    if (this.failed.has(i)) return undefined;
+  /** Reads piece `i` of stripe `s` into `slot` and verifies it; false (reported) when it cannot be had. */
+  async readPiece(i: number, s: number, slot: Buffer): Promise<boolean> {
+    if (this.failed.has(i)) return false;
     const shard = this.layout.shards[i]!;
     let reason: string;
     try {
@@ -115,9 +117,12 @@ class ShardReaders {
         reason = 'missing';
       } else {
         const size = pieceSizeOf(this.layout, s);
-        const piece = await r.read(s * this.layout.pieceSize, size);
+        const piece = await r.read(s * this.layout.pieceSize, size, slot);
         const expected = this.crcs[i]!.readUInt32BE(s * 4);
-        if (piece.length === size && crc32(piece) === expected) return piece;
+        if (piece.length === size && crc32(piece) === expected) {
+          if (piece.buffer !== slot.buffer || piece.byteOffset !== slot.byteOffset) piece.copy(slot); // a backend that did not read into it
+          return true;
+        }
         reason = piece.length === size ? `checksum mismatch in stripe ${s}` : `short read in stripe ${s}`;
       }
     } catch (err) {
@@ -125,7 +130,7 @@ class ShardReaders {
     }
     this.failed.add(i);
     this.onFailure({ site: shard.site, blob: shard.blob, reason: `shard ${i}: ${reason}` });
-    return undefined;
+    return false;
   }
 
   async close(): Promise<void> {
