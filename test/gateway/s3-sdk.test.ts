@@ -1,6 +1,7 @@
 // The S3 door driven by the current AWS SDK (its default checksums on)
 // against a real gateway process on loopback.
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -31,6 +32,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import t from 'tap';
 import { removeDir, s3Client, startGateway, type Gateway } from '../helpers/gateway.js';
+import { blobsOn } from '../helpers/tiers.js';
 
 let gw: Gateway;
 let s3: S3Client;
@@ -157,6 +159,25 @@ t.test('large reads: concurrent, ranged and abandoned GETs all return their own 
   });
   const ok = await Promise.all(reads);
   t.equal(ok.filter(Boolean).length, ok.length, 'every read returned exactly its object\'s bytes');
+});
+
+t.test('a large object damaged in every copy past its first block: the GET breaks off, never sends wrong bytes', async (t) => {
+  await s3.send(new CreateBucketCommand({ Bucket: 'damaged' }));
+  const sites = ['hot', 'A', 'B'];
+  const before = new Set((await Promise.all(sites.map((s) => blobsOn(gw.dataDir, s)))).flat().map((b) => b.path));
+  const data = randomBytes(3 * 1024 * 1024);
+  await s3.send(new PutObjectCommand({ Bucket: 'damaged', Key: 'k', Body: data }));
+  const copies = (await Promise.all(sites.map((s) => blobsOn(gw.dataDir, s)))).flat().filter((b) => !before.has(b.path));
+  t.equal(copies.length, 3, 'three copies');
+  for (const c of copies) {
+    const buf = await readFile(c.path);
+    buf[2_500_000] = buf[2_500_000]! ^ 0xff;
+    await writeFile(c.path, buf);
+  }
+  const r = await s3.send(new GetObjectCommand({ Bucket: 'damaged', Key: 'k' }));
+  t.equal(r.$metadata.httpStatusCode, 200, 'the first blocks were good, so the status went out');
+  await t.rejects(r.Body!.transformToByteArray(), 'the body breaks off at the damaged block');
+  t.ok((await body(s3.send(new GetObjectCommand({ Bucket: 'damaged', Key: 'k', Range: 'bytes=0-999999' })))).equals(data.subarray(0, 1_000_000)), 'the intact part still reads');
 });
 
 t.test('overwrite, delete, batch delete (quiet and verbose)', async (t) => {
