@@ -101,6 +101,15 @@ export const INDEXES: Readonly<Record<string, IndexKind>> = {
   decimalLongitude: 'number',
 };
 
+/**
+ * Index values that are not written. Every record starts `registered` and
+ * most stay so: its entries would be a twelfth of an import's writes for an
+ * index that selects nearly everything. A filter that can match it is
+ * answered by walking the records (or another filter's index), and its count
+ * is the collection counts less the status index (search.ts).
+ */
+export const UNINDEXED: Readonly<Record<string, string>> = { status: 'registered' };
+
 /** A number as a string that sorts bytewise in numeric order (IEEE 754 with the sign flipped). */
 export function sortableNumber(n: number): string {
   const b = Buffer.alloc(8);

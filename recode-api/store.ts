@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { Level } from 'level';
 import { RecodeError, type FieldError } from './errors.js';
 import { after, keys, type RecordId } from './keys.js';
-import { CollectionSchema, DARWIN_CORE_SCHEMA, INDEXES, indexValue, type RecordData } from './schema.js';
+import { decodeRecord, encodeRecord } from './record-json.js';
+import { CollectionSchema, DARWIN_CORE_SCHEMA, INDEXES, indexValue, UNINDEXED, type RecordData } from './schema.js';
 import { refusal, WORKFLOW, type EventType, type WorkflowState } from './workflow.js';
 
 export interface MediaLink {
@@ -18,7 +19,6 @@ export interface MediaLink {
 }
 
 export interface StoredRecord {
-  v: 1;
   version: number;
   created: number;
   createdBy: string;
@@ -78,8 +78,8 @@ export interface LinkEntry extends MediaLink {
   record: string;
 }
 
-type Value = StoredRecord | AuditEntry | WorkflowEvent | DownloadEvent | LinkEntry | Record<string, unknown> | number | string;
-type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
+/** Values are stored as text: JSON, a record's own JSON (record-json.ts), a count, or '' (index entries). */
+type BatchOp = { type: 'put'; key: Buffer; value: string } | { type: 'del'; key: Buffer };
 type Range = { gt: Buffer; lt: Buffer };
 
 export const idOf = (data: RecordData): RecordId => [String(data.institutionCode), String(data.collectionCode), String(data.catalogNumber)];
@@ -109,21 +109,22 @@ export class RecodeStore {
   private current: CollectionSchema;
 
   private constructor(
-    private readonly db: Level<Buffer, Value>,
+    private readonly db: Level<Buffer, string>,
     schema: CollectionSchema,
   ) {
     this.current = schema;
   }
 
   static async open(path: string): Promise<RecodeStore> {
-    // A large write buffer: bulk imports write ~14 entries per record, and fewer, larger flushes keep compaction behind them.
-    const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json', writeBufferSize: 32 << 20 });
+    // A large write buffer: bulk imports write ~12 entries per record, and fewer, larger flushes keep compaction behind them.
+    // Values are text encoded here, once (a record's text is also what an NDJSON export sends).
+    const db = new Level<Buffer, string>(path, { keyEncoding: 'buffer', valueEncoding: 'utf8', writeBufferSize: 32 << 20 });
     await db.open();
-    const saved = (await db.get(keys.schema())) as Record<string, unknown> | undefined;
+    const saved = parsed<Record<string, unknown>>(await db.get(keys.schema()));
     const store = new RecodeStore(db, CollectionSchema.compile(saved ?? structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>));
     for await (const [k, n] of db.iterator(keys.collectionCounts())) {
       const [inst, coll] = k.subarray(2).toString('utf8').split('\0');
-      store.counts.set(`${inst}\0${coll}`, n as number);
+      store.counts.set(`${inst}\0${coll}`, Number(n));
     }
     return store;
   }
@@ -138,7 +139,7 @@ export class RecodeStore {
 
   async setSchema(json: Record<string, unknown>): Promise<CollectionSchema> {
     const compiled = CollectionSchema.compile(json);
-    await this.serial(() => this.db.put(keys.schema(), json, { sync: true }));
+    await this.serial(() => this.db.put(keys.schema(), JSON.stringify(json), { sync: true }));
     this.current = compiled;
     return compiled;
   }
@@ -151,8 +152,9 @@ export class RecodeStore {
     });
   }
 
-  get(id: RecordId): Promise<StoredRecord | undefined> {
-    return this.db.get(keys.record(id)) as Promise<StoredRecord | undefined>;
+  async get(id: RecordId): Promise<StoredRecord | undefined> {
+    const text = await this.db.get(keys.record(id));
+    return text === undefined ? undefined : decodeRecord(text);
   }
 
   /** Create a record; a soft-deleted one with the same id is replaced (its history stays). */
@@ -163,7 +165,6 @@ export class RecodeStore {
       if (before && !before.deleted) throw new RecodeError('DUPLICATE_RECORD', `${idString(id)} already exists`, [{ pointer: '/data/catalogNumber', detail: 'is already used in this institution and collection' }]);
       const now = Date.now();
       const rec: StoredRecord = {
-        v: 1,
         version: (before?.version ?? 0) + 1,
         created: now,
         createdBy: by,
@@ -217,7 +218,7 @@ export class RecodeStore {
       });
       if (problems.length > 0) throw new RecodeError('INVALID_REQUEST', 'the event lists records it cannot name', problems);
       const valid = ids as RecordId[];
-      const recs = (await this.db.getMany(valid.map(keys.record))) as (StoredRecord | undefined)[];
+      const recs = await this.getMany(valid);
       recs.forEach((r, i) => {
         const why = !r || r.deleted ? 'no such record' : refusal(input.type, r.status);
         if (why) problems.push({ pointer: `/records/${i}`, detail: `${input.records[i]}: ${why}` });
@@ -235,7 +236,7 @@ export class RecodeStore {
         ...(input.dueDate !== undefined && { dueDate: input.dueDate }),
         ...(input.note !== undefined && { note: input.note }),
       };
-      const ops: BatchOp[] = [{ type: 'put', key: keys.event(event.id), value: event }];
+      const ops: BatchOp[] = [{ type: 'put', key: keys.event(event.id), value: JSON.stringify(event) }];
       recs.forEach((before, i) => {
         const { loan: _old, ...rest } = before!;
         const rec: StoredRecord = { ...rest, version: before!.version + 1, updated: now, updatedBy: by, status: WORKFLOW[input.type].to };
@@ -247,8 +248,8 @@ export class RecodeStore {
     });
   }
 
-  getEvent(id: string): Promise<WorkflowEvent | undefined> {
-    return this.db.get(keys.event(id)) as Promise<WorkflowEvent | undefined>;
+  async getEvent(id: string): Promise<WorkflowEvent | undefined> {
+    return parsed(await this.db.get(keys.event(id)));
   }
 
   /**
@@ -258,7 +259,7 @@ export class RecodeStore {
   upsertMany(inputs: RecordInput[], by: string): Promise<UpsertOutcome[]> {
     return this.serial(async () => {
       const ids = inputs.map((r) => idOf(r.data));
-      const stored = (await this.db.getMany(ids.map(keys.record))) as (StoredRecord | undefined)[];
+      const stored = await this.getMany(ids);
       const state = new Map<string, StoredRecord | undefined>();
       const ops: BatchOp[] = [];
       const now = Date.now();
@@ -271,7 +272,7 @@ export class RecodeStore {
         const rec: StoredRecord =
           before && !before.deleted
             ? { ...before, version: before.version + 1, updated: now, updatedBy: by, data: input.data, media }
-            : { v: 1, version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
+            : { version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
         const action = before && !before.deleted ? 'update' : 'create';
         ops.push(...this.recordOps(id, before, rec), this.auditOp(id, rec, before, action, by, undefined, 'import'));
         state.set(k, rec);
@@ -285,18 +286,18 @@ export class RecodeStore {
   /** Audit entries of a record, oldest first, after `afterSeq`. */
   async audit(id: RecordId, afterSeq: string | undefined, limit: number): Promise<AuditEntry[]> {
     const range = after(keys.audits(id), afterSeq === undefined ? undefined : keys.audit(id, afterSeq));
-    return (await this.db.values({ ...range, limit }).all()) as AuditEntry[];
+    return (await this.db.values({ ...range, limit }).all()).map((v) => JSON.parse(v) as AuditEntry);
   }
 
-  /** Records in key order within `range`, in chunks (deleted ones included: callers filter). */
-  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, StoredRecord][]> {
+  /** Records' stored text (record-json.ts) in key order within `range`, in chunks (deleted ones included: callers filter). */
+  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, string][]> {
     // classic-level stops a nextv() at highWaterMarkBytes (16 KiB by default: ~30 records); let it fill the chunk.
     const it = this.db.iterator({ ...range, highWaterMarkBytes: chunk * 2048 });
     try {
       for (;;) {
         const got = await it.nextv(chunk);
         if (got.length === 0) return;
-        yield got as [Buffer, StoredRecord][];
+        yield got;
       }
     } finally {
       await it.close();
@@ -317,37 +318,42 @@ export class RecodeStore {
     }
   }
 
-  getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
-    return this.db.getMany(ids.map(keys.record)) as Promise<(StoredRecord | undefined)[]>;
+  /** Records' stored text (record-json.ts), undefined where there is none. */
+  getManyText(ids: RecordId[]): Promise<(string | undefined)[]> {
+    return this.db.getMany(ids.map(keys.record));
+  }
+
+  async getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
+    return (await this.getManyText(ids)).map((t) => (t === undefined ? undefined : decodeRecord(t)));
   }
 
   /** Media link entries in (bucket, key) order, from after `afterKey`. */
   async *links(afterKey?: Buffer): AsyncGenerator<[Buffer, LinkEntry]> {
-    for await (const [k, v] of this.db.iterator(after(keys.links(), afterKey))) yield [k, v as LinkEntry];
+    for await (const [k, v] of this.db.iterator(after(keys.links(), afterKey))) yield [k, JSON.parse(v) as LinkEntry];
   }
 
   async startDownload(d: Omit<DownloadEvent, 'v' | 'id' | 'started' | 'records' | 'bytes' | 'complete'>): Promise<DownloadEvent> {
     const ev: DownloadEvent = { v: 1, id: randomUUID(), started: Date.now(), records: 0, bytes: 0, complete: false, ...d };
-    await this.db.put(keys.download(ev.id), ev, { sync: true });
+    await this.db.put(keys.download(ev.id), JSON.stringify(ev), { sync: true });
     return ev;
   }
 
   async finishDownload(ev: DownloadEvent): Promise<void> {
-    await this.db.put(keys.download(ev.id), { ...ev, finished: Date.now() }, { sync: true });
+    await this.db.put(keys.download(ev.id), JSON.stringify({ ...ev, finished: Date.now() }), { sync: true });
   }
 
-  getDownload(id: string): Promise<DownloadEvent | undefined> {
-    return this.db.get(keys.download(id)) as Promise<DownloadEvent | undefined>;
+  async getDownload(id: string): Promise<DownloadEvent | undefined> {
+    return parsed(await this.db.get(keys.download(id)));
   }
 
   /** Count one download for each record. Counts are statistics: batched, not synced. */
   countDownloads(ids: RecordId[]): Promise<void> {
     const run = this.countLock.then(async () => {
       const ks = ids.map(keys.downloadCount);
-      const now = (await this.db.getMany(ks)) as (number | undefined)[];
+      const now = await this.db.getMany(ks);
       // A chained batch: abstract-level's array batch copies and re-checks every operation first.
       const batch = this.db.batch();
-      ks.forEach((key, i) => batch.put(key, (now[i] ?? 0) + 1));
+      ks.forEach((key, i) => batch.put(key, String(Number(now[i] ?? 0) + 1)));
       await batch.write();
     });
     this.countLock = run.catch(() => {});
@@ -355,7 +361,7 @@ export class RecodeStore {
   }
 
   async downloadCount(id: RecordId): Promise<number> {
-    return ((await this.db.get(keys.downloadCount(id))) as number | undefined) ?? 0;
+    return Number((await this.db.get(keys.downloadCount(id))) ?? 0);
   }
 
   // ---------------------------------------------------------------------------
@@ -386,7 +392,7 @@ export class RecodeStore {
     }
     for (const [ck, n] of this.pendingCounts) {
       const [inst = '', coll = ''] = ck.split('\0');
-      batch.put(keys.collectionCount(inst, coll), n);
+      batch.put(keys.collectionCount(inst, coll), String(n));
     }
     await batch.write({ sync: true });
     for (const [k, n] of this.pendingCounts) this.counts.set(k, n);
@@ -395,7 +401,7 @@ export class RecodeStore {
 
   /** The record put plus every index, link and count change between `before` and `rec`. */
   private recordOps(id: RecordId, before: StoredRecord | undefined, rec: StoredRecord): BatchOp[] {
-    const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: rec }];
+    const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: encodeRecord(rec) }];
     const now = entries(id, rec);
     if (!before || before.deleted) {
       for (const e of now) ops.push({ type: 'put', key: e.key, value: e.value });
@@ -425,11 +431,11 @@ export class RecodeStore {
     if (source) entry.source = source;
     // A creation records no copy of the data: the first update's `before` values hold it.
     if (action !== 'create' || before) entry.changes = diff(before, rec);
-    return { type: 'put', key: keys.audit(id, seq), value: entry };
+    return { type: 'put', key: keys.audit(id, seq), value: JSON.stringify(entry) };
   }
 }
 
-type Entry = { key: Buffer; value: Value };
+type Entry = { key: Buffer; value: string };
 
 /** Index and link entries a record holds (none once deleted). */
 const INDEXED = Object.entries(INDEXES);
@@ -439,11 +445,13 @@ function entries(id: RecordId, rec: StoredRecord): Entry[] {
   if (rec.deleted) return out;
   for (const [field, kind] of INDEXED) {
     const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
-    if (v !== undefined) out.push({ key: keys.index(field, v, id), value: '' });
+    if (v !== undefined && v !== UNINDEXED[field]) out.push({ key: keys.index(field, v, id), value: '' });
   }
-  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: { bucket: m.bucket, key: m.key, role: m.role, record: idString(id) } });
+  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: JSON.stringify({ bucket: m.bucket, key: m.key, role: m.role, record: idString(id) }) });
   return out;
 }
+
+const parsed = <T>(text: string | undefined): T | undefined => (text === undefined ? undefined : (JSON.parse(text) as T));
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
