@@ -5,8 +5,9 @@
 //
 //   R \0 <inst> \0 <coll> \0 <cat>                          record
 //   I \0 <f> \0 <value> \0 <inst> \0 <coll> \0 <cat>        index entry (empty value), written with its record;
-//                                                           <f> is the field's one-letter code (INDEX_CODES)
-//   A \0 <inst> \0 <coll> \0 <cat> \0 <seq>                 audit entry (append-only)
+//                                                           <f> is the field's one-letter code (INDEX_CODES);
+//                                                           no entries for the values in schema.ts UNINDEXED
+//   A \0 <inst> \0 <coll> \0 <cat> \0 <seq>                 audit entry (append-only; an import's creation is implied by the record, store.ts)
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
 //   X \0 <downloadId>                                       download event
@@ -19,7 +20,7 @@ export type RecordId = readonly [institutionCode: string, collectionCode: string
 const SEP = 0;
 
 /**
- * One letter per indexed field in index keys: an import writes eleven index
+ * One letter per indexed field in index keys: an import writes up to ten index
  * entries per record, and a short, fixed code keeps each key small. Codes are
  * on disk: never reuse or change one.
  */

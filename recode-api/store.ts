@@ -99,6 +99,18 @@ function nextSeq(): string {
   return String(lastSeq).padStart(17, '0');
 }
 
+/**
+ * The audit entry of a record's creation by an import, which is not stored:
+ * the record's `created` and `createdBy` never change, so they are that
+ * entry (an import writes one LevelDB entry less per record). Its sequence
+ * number sorts before any entry written since (nextSeq is at least the
+ * creation time in microseconds). A record shows it while its oldest stored
+ * entry is not a creation; recreating a deleted record stores it first.
+ */
+function impliedCreate(rec: StoredRecord): AuditEntry {
+  return { v: 1, seq: String(rec.created * 1000 - 1).padStart(17, '0'), at: rec.created, by: rec.createdBy, action: 'create', version: 1, source: 'import' };
+}
+
 export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
 
 export class RecodeStore {
@@ -163,6 +175,7 @@ export class RecodeStore {
     return this.serial(async () => {
       const before = await this.get(id);
       if (before && !before.deleted) throw new RecodeError('DUPLICATE_RECORD', `${idString(id)} already exists`, [{ pointer: '/data/catalogNumber', detail: 'is already used in this institution and collection' }]);
+      const kept = before ? await this.keepImpliedCreate(id, before) : [];
       const now = Date.now();
       const rec: StoredRecord = {
         version: (before?.version ?? 0) + 1,
@@ -174,7 +187,7 @@ export class RecodeStore {
         data: input.data,
         media: input.media ?? [],
       };
-      await this.commit([...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'create', by)]);
+      await this.commit([...kept, ...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'create', by)]);
       return rec;
     });
   }
@@ -262,6 +275,8 @@ export class RecodeStore {
       const stored = await this.getMany(ids);
       const state = new Map<string, StoredRecord | undefined>();
       const ops: BatchOp[] = [];
+      // Deleted records about to be recreated (rare) keep their implied creation entry.
+      for (const [i, rec] of stored.entries()) if (rec?.deleted) ops.push(...(await this.keepImpliedCreate(ids[i]!, rec)));
       const now = Date.now();
       const outcomes = inputs.map((input, i): UpsertOutcome => {
         const id = ids[i]!;
@@ -274,7 +289,9 @@ export class RecodeStore {
             ? { ...before, version: before.version + 1, updated: now, updatedBy: by, data: input.data, media }
             : { version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
         const action = before && !before.deleted ? 'update' : 'create';
-        ops.push(...this.recordOps(id, before, rec), this.auditOp(id, rec, before, action, by, undefined, 'import'));
+        ops.push(...this.recordOps(id, before, rec));
+        if (before) ops.push(this.auditOp(id, rec, before, action, by, undefined, 'import')); // else impliedCreate
+
         state.set(k, rec);
         return action === 'create' ? 'created' : 'updated';
       });
@@ -283,10 +300,19 @@ export class RecodeStore {
     });
   }
 
-  /** Audit entries of a record, oldest first, after `afterSeq`. */
+  /** Audit entries of a record, oldest first, after `afterSeq` (the implied creation entry included). */
   async audit(id: RecordId, afterSeq: string | undefined, limit: number): Promise<AuditEntry[]> {
     const range = after(keys.audits(id), afterSeq === undefined ? undefined : keys.audit(id, afterSeq));
-    return (await this.db.values({ ...range, limit }).all()).map((v) => JSON.parse(v) as AuditEntry);
+    const stored = (await this.db.values({ ...range, limit }).all()).map((v) => JSON.parse(v) as AuditEntry);
+    if (afterSeq !== undefined || stored[0]?.action === 'create') return stored;
+    const rec = await this.get(id);
+    return rec ? [impliedCreate(rec), ...stored].slice(0, limit) : stored;
+  }
+
+  /** The op that stores `rec`'s implied creation entry, if it has one, before `rec` is recreated (its `created` changes). */
+  private async keepImpliedCreate(id: RecordId, rec: StoredRecord): Promise<BatchOp[]> {
+    const [oldest] = await this.audit(id, undefined, 1);
+    return oldest?.seq === impliedCreate(rec).seq ? [{ type: 'put', key: keys.audit(id, oldest.seq), value: JSON.stringify(oldest) }] : [];
   }
 
   /** Records' stored text (record-json.ts) in key order within `range`, in chunks (deleted ones included: callers filter). */
