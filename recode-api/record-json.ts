@@ -16,6 +16,17 @@ function iso(ms: number): string {
   return lastIso;
 }
 
+/** The inverse of iso(), kept the same way. */
+let lastParsedIso = '';
+let lastParsedMs = NaN;
+function ms(isoText: string): number {
+  if (isoText !== lastParsedIso) {
+    lastParsedIso = isoText;
+    lastParsedMs = Date.parse(isoText);
+  }
+  return lastParsedMs;
+}
+
 const idText = (id: RecordId) => JSON.stringify(id.join('/'));
 
 /** The stored text of a record, written out field by field (the field order is the view's). */
@@ -33,9 +44,9 @@ type StoredView = Omit<StoredRecord, 'created' | 'updated' | 'deleted'> & { crea
 export function decodeRecord(text: string): StoredRecord {
   const v = JSON.parse(text) as StoredView;
   const rec = v as unknown as StoredRecord;
-  rec.created = Date.parse(v.created);
-  rec.updated = Date.parse(v.updated);
-  if (v.deleted) rec.deleted = { ...v.deleted, at: Date.parse(v.deleted.at) };
+  rec.created = ms(v.created);
+  rec.updated = ms(v.updated);
+  if (v.deleted) rec.deleted = { ...v.deleted, at: ms(v.deleted.at) };
   return rec;
 }
 

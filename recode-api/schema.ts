@@ -68,8 +68,21 @@ export function isDwcDate(s: string): boolean {
   return starts.length === 1 || starts[0]! <= starts[1]!;
 }
 
-/** The first day a Darwin Core date covers, as YYYY-MM-DD (what the date index and range filters use). */
+/**
+ * The first day a Darwin Core date covers, as YYYY-MM-DD (what the date
+ * index and range filters use). An import asks twice per record (validation,
+ * index), and dates repeat: recent answers are kept.
+ */
 export function dateStart(s: string): string | undefined {
+  if (recentStarts.has(s)) return recentStarts.get(s);
+  if (recentStarts.size >= 65_536) recentStarts.clear();
+  const start = parseDateStart(s);
+  recentStarts.set(s, start);
+  return start;
+}
+const recentStarts = new Map<string, string | undefined>();
+
+function parseDateStart(s: string): string | undefined {
   const m = DATE.exec(s.split('/')[0] ?? '');
   if (!m) return undefined;
   const [, y, mo = '01', d = '01', h = '00', mi = '00', se = '00'] = m;
