@@ -62,6 +62,21 @@ export function isDeletedText(text: string): boolean {
   return del >= 0 && del < data;
 }
 
+/** What a row of fields needs from a record (CSV, Darwin Core Archive). */
+export type RecordFields = Pick<StoredRecord, 'data' | 'media'>;
+
+/**
+ * The data and links of stored text, without decoding the rest. The first
+ * top-level `,"data":` and the last `,"media":` (the final field) delimit
+ * them: `,"` never occurs inside a JSON string, the fields before `data`
+ * have no such key, and the links after it hold only strings.
+ */
+export function decodeFields(text: string): RecordFields {
+  const data = text.indexOf(',"data":');
+  const media = text.lastIndexOf(',"media":');
+  return { data: JSON.parse(text.slice(data + 8, media)) as StoredRecord['data'], media: JSON.parse(text.slice(media + 9, -1)) as StoredRecord['media'] };
+}
+
 /** The record as the API shows it (JSON.parse of recordLine). */
 export function recordView(id: RecordId, rec: StoredRecord) {
   return {

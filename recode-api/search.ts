@@ -5,7 +5,7 @@
 // plan can only make a search faster, never change its answer.
 import { RecodeError } from './errors.js';
 import { keys, type RecordId } from './keys.js';
-import { decodeRecord, isDeletedText } from './record-json.js';
+import { decodeFields, decodeRecord, isDeletedText, type RecordFields } from './record-json.js';
 import { INDEXES, indexValue, sortableNumber, UNINDEXED, type IndexKind } from './schema.js';
 import type { RecodeStore, StoredRecord } from './store.js';
 
@@ -145,6 +145,11 @@ export class Match {
 
   get rec(): StoredRecord {
     return (this.#rec ??= decodeRecord(this.text));
+  }
+
+  /** Its data and links: from the record if it was decoded, else from the text alone (less to parse). */
+  get fields(): RecordFields {
+    return this.#rec ?? decodeFields(this.text);
   }
 }
 

@@ -48,7 +48,8 @@ export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<Buffer
   const fields = schema.fields;
   return gathered(
     rows,
-    ({ rec }) => {
+    (m) => {
+      const rec = m.fields;
       let row = '';
       for (const f of fields) {
         const v = rec.data[f];
@@ -107,8 +108,8 @@ export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: 
     // Occurrence rows go into the zip; each chunk's multimedia rows go to the temporary file on the way.
     async function* withMedia(): AsyncGenerator<Match[]> {
       for await (const chunk of rows) {
-        for (const { id, rec } of chunk) {
-          for (const m of rec.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
+        for (const { id, fields } of chunk) {
+          for (const m of fields.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
         }
         if (pending.length >= CHUNK) {
           await fh.write(pending);
@@ -118,7 +119,7 @@ export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: 
       }
       await fh.write(pending);
     }
-    const occurrences = gathered(withMedia(), ({ id, rec }) => `${tsv(idString(id))}\t${fields.map((f) => tsv(rec.data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
+    const occurrences = gathered(withMedia(), ({ id, fields: { data } }) => `${tsv(idString(id))}\t${fields.map((f) => tsv(data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
     async function* multimedia(): AsyncGenerator<Buffer> {
       yield* fh.createReadStream({ start: 0, autoClose: false }) as AsyncIterable<Buffer>;
     }
