@@ -48,6 +48,11 @@ function build(family: string, ...parts: string[]): Buffer {
   return Buffer.from(parts.length === 0 ? family : `${family}\0${parts.join('\0')}`, 'utf8');
 }
 
+/** A family letter and a record id: build() written out, for the keys made once or more per imported or exported record. */
+function idKey(family: string, id: RecordId): Buffer {
+  return Buffer.from(`${family}\0${id[0]}\0${id[1]}\0${id[2]}`, 'utf8');
+}
+
 /** The exclusive end of every key that starts with `prefix` + NUL. */
 function under(prefix: Buffer): { gt: Buffer; lt: Buffer } {
   return { gt: Buffer.concat([prefix, Buffer.of(SEP)]), lt: Buffer.concat([prefix, Buffer.of(SEP + 1)]) };
@@ -59,7 +64,7 @@ export function splitKey(k: Buffer): string[] {
 }
 
 export const keys = {
-  record: (id: RecordId) => build('R', ...id),
+  record: (id: RecordId) => idKey('R', id),
   /** Records of one institution, one collection, or all (fewer parts). */
   records: (...scope: string[]) => (scope.length === 0 ? under(Buffer.from('R', 'latin1')) : under(build('R', ...scope))),
   recordIdOf: (k: Buffer): RecordId => splitKey(k) as unknown as RecordId,
@@ -93,7 +98,7 @@ export const keys = {
 
   event: (eventId: string) => build('E', eventId),
   download: (downloadId: string) => build('X', downloadId),
-  downloadCount: (id: RecordId) => build('C', ...id),
+  downloadCount: (id: RecordId) => idKey('C', id),
   collectionCount: (inst: string, coll: string) => build('N', inst, coll),
   collectionCounts: () => under(Buffer.from('N', 'latin1')),
   schema: () => build('S', 'schema'),

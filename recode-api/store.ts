@@ -431,14 +431,14 @@ export class RecodeStore {
     const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: encodeRecord(rec) }];
     const now = entries(id, rec);
     if (!before || before.deleted) {
-      for (const e of now) ops.push({ type: 'put', key: e.key, value: e.value });
+      for (const e of now) ops.push(e);
     } else {
       const old = entries(id, before);
       const hex = (es: Entry[]) => new Map(es.map((e) => [e.key.toString('hex'), e]));
       const oldByHex = hex(old);
       const nowByHex = hex(now);
       for (const [h, e] of oldByHex) if (!nowByHex.has(h)) ops.push({ type: 'del', key: e.key });
-      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push({ type: 'put', key: e.key, value: e.value });
+      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push(e);
     }
     const delta = (rec.deleted ? 0 : 1) - (before && !before.deleted ? 1 : 0);
     if (delta !== 0) {
@@ -462,7 +462,8 @@ export class RecodeStore {
   }
 }
 
-type Entry = { key: Buffer; value: string };
+/** An index or link entry, already in the shape of its put. */
+type Entry = { type: 'put'; key: Buffer; value: string };
 
 /** Index and link entries a record holds (none once deleted). */
 const INDEXED = Object.entries(INDEXES);
@@ -472,9 +473,9 @@ function entries(id: RecordId, rec: StoredRecord): Entry[] {
   if (rec.deleted) return out;
   for (const [field, kind] of INDEXED) {
     const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
-    if (v !== undefined && v !== UNINDEXED[field]) out.push({ key: keys.index(field, v, id), value: '' });
+    if (v !== undefined && v !== UNINDEXED[field]) out.push({ type: 'put', key: keys.index(field, v, id), value: '' });
   }
-  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: JSON.stringify({ bucket: m.bucket, key: m.key, role: m.role, record: idString(id) }) });
+  for (const m of rec.media) out.push({ type: 'put', key: keys.link(m.bucket, m.key, id), value: JSON.stringify({ bucket: m.bucket, key: m.key, role: m.role, record: idString(id) }) });
   return out;
 }
 
