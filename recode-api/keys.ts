@@ -5,8 +5,9 @@
 //
 //   R \0 <inst> \0 <coll> \0 <cat>                          record
 //   I \0 <f> \0 <value> \0 <inst> \0 <coll> \0 <cat>        index entry (empty value), written with its record;
-//                                                           <f> is the field's one-letter code (INDEX_CODES)
-//   A \0 <inst> \0 <coll> \0 <cat> \0 <seq>                 audit entry (append-only)
+//                                                           <f> is the field's one-letter code (INDEX_CODES);
+//                                                           no entries for the values in schema.ts UNINDEXED
+//   A \0 <inst> \0 <coll> \0 <cat> \0 <seq>                 audit entry (append-only; an import's creation is implied by the record, store.ts)
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
 //   X \0 <downloadId>                                       download event
@@ -19,7 +20,7 @@ export type RecordId = readonly [institutionCode: string, collectionCode: string
 const SEP = 0;
 
 /**
- * One letter per indexed field in index keys: an import writes eleven index
+ * One letter per indexed field in index keys: an import writes up to ten index
  * entries per record, and a short, fixed code keeps each key small. Codes are
  * on disk: never reuse or change one.
  */
@@ -47,6 +48,11 @@ function build(family: string, ...parts: string[]): Buffer {
   return Buffer.from(parts.length === 0 ? family : `${family}\0${parts.join('\0')}`, 'utf8');
 }
 
+/** A family letter and a record id: build() written out, for the keys made once or more per imported or exported record. */
+function idKey(family: string, id: RecordId): Buffer {
+  return Buffer.from(`${family}\0${id[0]}\0${id[1]}\0${id[2]}`, 'utf8');
+}
+
 /** The exclusive end of every key that starts with `prefix` + NUL. */
 function under(prefix: Buffer): { gt: Buffer; lt: Buffer } {
   return { gt: Buffer.concat([prefix, Buffer.of(SEP)]), lt: Buffer.concat([prefix, Buffer.of(SEP + 1)]) };
@@ -58,12 +64,13 @@ export function splitKey(k: Buffer): string[] {
 }
 
 export const keys = {
-  record: (id: RecordId) => build('R', ...id),
+  record: (id: RecordId) => idKey('R', id),
   /** Records of one institution, one collection, or all (fewer parts). */
   records: (...scope: string[]) => (scope.length === 0 ? under(Buffer.from('R', 'latin1')) : under(build('R', ...scope))),
   recordIdOf: (k: Buffer): RecordId => splitKey(k) as unknown as RecordId,
 
-  index: (field: string, value: string, id: RecordId) => build('I', code(field), value, ...id),
+  // Written out rather than through build(): an import makes up to ten of these per record.
+  index: (field: string, value: string, id: RecordId) => Buffer.from(`I\0${code(field)}\0${value}\0${id[0]}\0${id[1]}\0${id[2]}`, 'utf8'),
   /** Entries of `field` whose value is exactly `value`. */
   indexExact: (field: string, value: string) => under(build('I', code(field), value)),
   /** Entries of `field` whose value starts with `prefix` (any continuation). */
@@ -91,7 +98,7 @@ export const keys = {
 
   event: (eventId: string) => build('E', eventId),
   download: (downloadId: string) => build('X', downloadId),
-  downloadCount: (id: RecordId) => build('C', ...id),
+  downloadCount: (id: RecordId) => idKey('C', id),
   collectionCount: (inst: string, coll: string) => build('N', inst, coll),
   collectionCounts: () => under(Buffer.from('N', 'latin1')),
   schema: () => build('S', 'schema'),

@@ -68,8 +68,21 @@ export function isDwcDate(s: string): boolean {
   return starts.length === 1 || starts[0]! <= starts[1]!;
 }
 
-/** The first day a Darwin Core date covers, as YYYY-MM-DD (what the date index and range filters use). */
+/**
+ * The first day a Darwin Core date covers, as YYYY-MM-DD (what the date
+ * index and range filters use). An import asks twice per record (validation,
+ * index), and dates repeat: recent answers are kept.
+ */
 export function dateStart(s: string): string | undefined {
+  if (recentStarts.has(s)) return recentStarts.get(s);
+  if (recentStarts.size >= 65_536) recentStarts.clear();
+  const start = parseDateStart(s);
+  recentStarts.set(s, start);
+  return start;
+}
+const recentStarts = new Map<string, string | undefined>();
+
+function parseDateStart(s: string): string | undefined {
   const m = DATE.exec(s.split('/')[0] ?? '');
   if (!m) return undefined;
   const [, y, mo = '01', d = '01', h = '00', mi = '00', se = '00'] = m;
@@ -100,6 +113,15 @@ export const INDEXES: Readonly<Record<string, IndexKind>> = {
   decimalLatitude: 'number',
   decimalLongitude: 'number',
 };
+
+/**
+ * Index values that are not written. Every record starts `registered` and
+ * most stay so: its entries would be a twelfth of an import's writes for an
+ * index that selects nearly everything. A filter that can match it is
+ * answered by walking the records (or another filter's index), and its count
+ * is the collection counts less the status index (search.ts).
+ */
+export const UNINDEXED: Readonly<Record<string, string>> = { status: 'registered' };
 
 /** A number as a string that sorts bytewise in numeric order (IEEE 754 with the sign flipped). */
 export function sortableNumber(n: number): string {

@@ -5,7 +5,8 @@
 // plan can only make a search faster, never change its answer.
 import { RecodeError } from './errors.js';
 import { keys, type RecordId } from './keys.js';
-import { INDEXES, indexValue, sortableNumber, type IndexKind } from './schema.js';
+import { decodeFields, decodeRecord, isDeletedText, type RecordFields } from './record-json.js';
+import { INDEXES, indexValue, sortableNumber, UNINDEXED, type IndexKind } from './schema.js';
 import type { RecodeStore, StoredRecord } from './store.js';
 
 export type Sort = 'catalogNumber' | 'eventDate' | 'index';
@@ -78,12 +79,21 @@ export function matches(rec: StoredRecord, q: SearchQuery): boolean {
   if (q.collectionCode !== undefined && rec.data.collectionCode !== q.collectionCode) return false;
   for (const f of q.filters) {
     const v = indexValue(f.kind, f.field === 'status' ? rec.status : rec.data[f.field]);
-    if (v === undefined) return false;
-    if (f.op === 'eq' && v !== f.value) return false;
-    if (f.op === 'prefix' && !v.startsWith(f.value)) return false;
-    if (f.op === 'range' && ((f.from !== undefined && v < f.from) || (f.to !== undefined && v > f.to))) return false;
+    if (v === undefined || !admits(f, v)) return false;
   }
   return true;
+}
+
+/** Whether the index value `v` satisfies filter `f`. */
+function admits(f: Filter, v: string): boolean {
+  if (f.op === 'range') return (f.from === undefined || v >= f.from) && (f.to === undefined || v <= f.to);
+  return f.op === 'eq' ? v === f.value : v.startsWith(f.value);
+}
+
+/** A filter can drive the walk only if its index holds every value it admits (see UNINDEXED). */
+function canDrive(f: Filter): boolean {
+  const unindexed = UNINDEXED[f.field];
+  return unindexed === undefined || !admits(f, unindexed);
 }
 
 interface Plan {
@@ -93,6 +103,8 @@ interface Plan {
   range: { gt: Buffer; lt: Buffer };
   /** The range alone answers the query: counting needs no record reads. */
   covered: boolean;
+  /** A record walk whose range is the whole query: a visited record matches unless it is deleted, and is not decoded to tell. */
+  liveIsMatch?: boolean;
 }
 
 function indexPlan(f: Filter, q: SearchQuery): Plan {
@@ -102,20 +114,43 @@ function indexPlan(f: Filter, q: SearchQuery): Plan {
 }
 
 export function plan(q: SearchQuery): Plan {
-  const eq = q.filters.find((f) => f.op === 'eq');
+  const drivers = q.filters.filter(canDrive);
+  const eq = drivers.find((f) => f.op === 'eq');
   if (q.sort === 'eventDate') {
     const f = q.filters.find((x) => x.field === 'eventDate') ?? { field: 'eventDate', kind: 'date', op: 'range' };
     const p = indexPlan(f, q);
     return { ...p, covered: p.covered && q.filters.length === 1 };
   }
   if (q.sort === 'index') {
-    const f = eq ?? q.filters.find((x) => x.op === 'prefix') ?? q.filters[0];
+    const f = eq ?? drivers.find((x) => x.op === 'prefix') ?? drivers[0];
     if (f) return indexPlan(f, q);
   } else if (eq) {
     return indexPlan(eq, q); // entries of one value sort by record key: catalogue order
   }
   const scope = q.institutionCode === undefined ? [] : q.collectionCode === undefined ? [q.institutionCode] : [q.institutionCode, q.collectionCode];
-  return { name: 'records', walk: 'records', range: keys.records(...scope), covered: false };
+  const liveIsMatch = q.filters.length === 0 && (q.collectionCode === undefined || q.institutionCode !== undefined);
+  return { name: 'records', walk: 'records', range: keys.records(...scope), covered: false, liveIsMatch };
+}
+
+/** A matching record: its stored text (record-json.ts), decoded on first use. */
+export class Match {
+  #rec: StoredRecord | undefined;
+  constructor(
+    readonly id: RecordId,
+    readonly text: string,
+    rec?: StoredRecord,
+  ) {
+    this.#rec = rec;
+  }
+
+  get rec(): StoredRecord {
+    return (this.#rec ??= decodeRecord(this.text));
+  }
+
+  /** Its data and links: from the record if it was decoded, else from the text alone (less to parse). */
+  get fields(): RecordFields {
+    return this.#rec ?? decodeFields(this.text);
+  }
 }
 
 export interface Visit {
@@ -123,23 +158,29 @@ export interface Visit {
   key: Buffer;
   id: RecordId;
   /** Set when the record matches. */
-  rec?: StoredRecord;
+  match?: Match;
+}
+
+/** The visit of one record, a match if it is one. */
+function visit(key: Buffer, id: RecordId, text: string | undefined, q: SearchQuery, liveIsMatch: boolean): Visit {
+  if (text === undefined) return { key, id };
+  if (liveIsMatch) return isDeletedText(text) ? { key, id } : { key, id, match: new Match(id, text) };
+  const rec = decodeRecord(text);
+  return matches(rec, q) ? { key, id, match: new Match(id, text, rec) } : { key, id };
 }
 
 /** Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record). */
 export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
+  const liveIsMatch = p.liveIsMatch === true;
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, rec]) => (matches(rec, q) ? { key, id: keys.recordIdOf(key), rec } : { key, id: keys.recordIdOf(key) }));
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf(key), text, q, liveIsMatch));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
     const ids = got.map(keys.indexRecordOf);
-    const recs = await store.getMany(ids);
-    yield got.map((key, i) => {
-      const rec = recs[i];
-      return { key, id: ids[i]!, ...(rec && matches(rec, q) && { rec }) };
-    });
+    const texts = await store.getManyText(ids);
+    yield got.map((key, i) => visit(key, ids[i]!, texts[i], q, false));
   }
 }
 
@@ -148,16 +189,11 @@ export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: 
   for await (const visits of walkChunks(store, q, p, from, chunk)) yield* visits;
 }
 
-export interface Match {
-  id: RecordId;
-  rec: StoredRecord;
-}
-
 /** Every match of `q`, in order, a chunk at a time (exports: no per-record async step, never more than a chunk held). */
 export async function* matchChunks(store: RecodeStore, q: SearchQuery): AsyncGenerator<Match[]> {
   for await (const visits of walkChunks(store, q, plan(q), undefined, 1000)) {
     const hits: Match[] = [];
-    for (const v of visits) if (v.rec) hits.push({ id: v.id, rec: v.rec });
+    for (const v of visits) if (v.match) hits.push(v.match);
     if (hits.length > 0) yield hits;
   }
 }
@@ -175,12 +211,21 @@ export async function count(store: RecodeStore, q: SearchQuery): Promise<number>
     for await (const chunk of store.keyChunks(p.range, 1024)) n += chunk.length;
     return n;
   }
-  for await (const visits of walkChunks(store, q, p, undefined, 1000)) for (const v of visits) if (v.rec) n++;
+  const only = q.filters.length === 1 ? q.filters[0]! : undefined;
+  if (only?.field === 'status' && only.op === 'eq' && only.value === UNINDEXED.status && q.collectionCode === undefined) {
+    // Every live record has one state, and the status index holds each one not `registered`: the rest of the scope is.
+    for (const c of store.collections()) if ((q.institutionCode ?? c.institutionCode) === c.institutionCode) n += c.records;
+    for await (const chunk of store.keyChunks(keys.indexRange('status'), 1024)) {
+      for (const k of chunk) if (q.institutionCode === undefined || keys.indexRecordOf(k)[0] === q.institutionCode) n--;
+    }
+    return n;
+  }
+  for await (const visits of walkChunks(store, q, p, undefined, 1000)) for (const v of visits) if (v.match) n++;
   return n;
 }
 
 export interface Page {
-  items: { id: RecordId; rec: StoredRecord }[];
+  items: Match[];
   /** Present while more may follow. */
   next?: string;
   /** Entries visited: a page stops early at the scan budget, with a cursor. */
@@ -215,7 +260,7 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
     }
     scanned++;
     last = v.key;
-    if (v.rec) items.push({ id: v.id, rec: v.rec });
+    if (v.match) items.push(v.match);
   }
   const next = more && last ? Buffer.from(JSON.stringify({ p: p.name, k: last.toString('hex') })).toString('base64url') : undefined;
   return { items, scanned, ...(next && { next }) };

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { Level } from 'level';
 import { RecodeError, type FieldError } from './errors.js';
 import { after, keys, type RecordId } from './keys.js';
-import { CollectionSchema, DARWIN_CORE_SCHEMA, INDEXES, indexValue, type RecordData } from './schema.js';
+import { decodeRecord, encodeRecord } from './record-json.js';
+import { CollectionSchema, DARWIN_CORE_SCHEMA, INDEXES, indexValue, UNINDEXED, type RecordData } from './schema.js';
 import { refusal, WORKFLOW, type EventType, type WorkflowState } from './workflow.js';
 
 export interface MediaLink {
@@ -18,7 +19,6 @@ export interface MediaLink {
 }
 
 export interface StoredRecord {
-  v: 1;
   version: number;
   created: number;
   createdBy: string;
@@ -78,8 +78,8 @@ export interface LinkEntry extends MediaLink {
   record: string;
 }
 
-type Value = StoredRecord | AuditEntry | WorkflowEvent | DownloadEvent | LinkEntry | Record<string, unknown> | number | string;
-type BatchOp = { type: 'put'; key: Buffer; value: Value } | { type: 'del'; key: Buffer };
+/** Values are stored as text: JSON, a record's own JSON (record-json.ts), a count, or '' (index entries). */
+type BatchOp = { type: 'put'; key: Buffer; value: string } | { type: 'del'; key: Buffer };
 type Range = { gt: Buffer; lt: Buffer };
 
 export const idOf = (data: RecordData): RecordId => [String(data.institutionCode), String(data.collectionCode), String(data.catalogNumber)];
@@ -99,6 +99,18 @@ function nextSeq(): string {
   return String(lastSeq).padStart(17, '0');
 }
 
+/**
+ * The audit entry of a record's creation by an import, which is not stored:
+ * the record's `created` and `createdBy` never change, so they are that
+ * entry (an import writes one LevelDB entry less per record). Its sequence
+ * number sorts before any entry written since (nextSeq is at least the
+ * creation time in microseconds). A record shows it while its oldest stored
+ * entry is not a creation; recreating a deleted record stores it first.
+ */
+function impliedCreate(rec: StoredRecord): AuditEntry {
+  return { v: 1, seq: String(rec.created * 1000 - 1).padStart(17, '0'), at: rec.created, by: rec.createdBy, action: 'create', version: 1, source: 'import' };
+}
+
 export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
 
 export class RecodeStore {
@@ -109,21 +121,23 @@ export class RecodeStore {
   private current: CollectionSchema;
 
   private constructor(
-    private readonly db: Level<Buffer, Value>,
+    private readonly db: Level<Buffer, string>,
     schema: CollectionSchema,
   ) {
     this.current = schema;
   }
 
   static async open(path: string): Promise<RecodeStore> {
-    // A large write buffer: bulk imports write ~14 entries per record, and fewer, larger flushes keep compaction behind them.
-    const db = new Level<Buffer, Value>(path, { keyEncoding: 'buffer', valueEncoding: 'json', writeBufferSize: 32 << 20 });
+    // A large write buffer: bulk imports write ~12 entries per record, and fewer, larger flushes keep compaction behind them.
+    // Values are text encoded here, once (a record's text is also what an NDJSON export sends).
+    // A block cache larger than the 8 MiB default keeps the blocks of recent searches' records.
+    const db = new Level<Buffer, string>(path, { keyEncoding: 'buffer', valueEncoding: 'utf8', writeBufferSize: 32 << 20, cacheSize: 64 << 20 });
     await db.open();
-    const saved = (await db.get(keys.schema())) as Record<string, unknown> | undefined;
+    const saved = parsed<Record<string, unknown>>(await db.get(keys.schema()));
     const store = new RecodeStore(db, CollectionSchema.compile(saved ?? structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>));
     for await (const [k, n] of db.iterator(keys.collectionCounts())) {
       const [inst, coll] = k.subarray(2).toString('utf8').split('\0');
-      store.counts.set(`${inst}\0${coll}`, n as number);
+      store.counts.set(`${inst}\0${coll}`, Number(n));
     }
     return store;
   }
@@ -138,7 +152,7 @@ export class RecodeStore {
 
   async setSchema(json: Record<string, unknown>): Promise<CollectionSchema> {
     const compiled = CollectionSchema.compile(json);
-    await this.serial(() => this.db.put(keys.schema(), json, { sync: true }));
+    await this.serial(() => this.db.put(keys.schema(), JSON.stringify(json), { sync: true }));
     this.current = compiled;
     return compiled;
   }
@@ -151,8 +165,9 @@ export class RecodeStore {
     });
   }
 
-  get(id: RecordId): Promise<StoredRecord | undefined> {
-    return this.db.get(keys.record(id)) as Promise<StoredRecord | undefined>;
+  async get(id: RecordId): Promise<StoredRecord | undefined> {
+    const text = await this.db.get(keys.record(id));
+    return text === undefined ? undefined : decodeRecord(text);
   }
 
   /** Create a record; a soft-deleted one with the same id is replaced (its history stays). */
@@ -161,9 +176,9 @@ export class RecodeStore {
     return this.serial(async () => {
       const before = await this.get(id);
       if (before && !before.deleted) throw new RecodeError('DUPLICATE_RECORD', `${idString(id)} already exists`, [{ pointer: '/data/catalogNumber', detail: 'is already used in this institution and collection' }]);
+      const kept = before ? await this.keepImpliedCreate(id, before) : [];
       const now = Date.now();
       const rec: StoredRecord = {
-        v: 1,
         version: (before?.version ?? 0) + 1,
         created: now,
         createdBy: by,
@@ -173,7 +188,7 @@ export class RecodeStore {
         data: input.data,
         media: input.media ?? [],
       };
-      await this.commit([...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'create', by)]);
+      await this.commit([...kept, ...this.recordOps(id, before, rec), this.auditOp(id, rec, before, 'create', by)]);
       return rec;
     });
   }
@@ -217,7 +232,7 @@ export class RecodeStore {
       });
       if (problems.length > 0) throw new RecodeError('INVALID_REQUEST', 'the event lists records it cannot name', problems);
       const valid = ids as RecordId[];
-      const recs = (await this.db.getMany(valid.map(keys.record))) as (StoredRecord | undefined)[];
+      const recs = await this.getMany(valid);
       recs.forEach((r, i) => {
         const why = !r || r.deleted ? 'no such record' : refusal(input.type, r.status);
         if (why) problems.push({ pointer: `/records/${i}`, detail: `${input.records[i]}: ${why}` });
@@ -235,7 +250,7 @@ export class RecodeStore {
         ...(input.dueDate !== undefined && { dueDate: input.dueDate }),
         ...(input.note !== undefined && { note: input.note }),
       };
-      const ops: BatchOp[] = [{ type: 'put', key: keys.event(event.id), value: event }];
+      const ops: BatchOp[] = [{ type: 'put', key: keys.event(event.id), value: JSON.stringify(event) }];
       recs.forEach((before, i) => {
         const { loan: _old, ...rest } = before!;
         const rec: StoredRecord = { ...rest, version: before!.version + 1, updated: now, updatedBy: by, status: WORKFLOW[input.type].to };
@@ -247,8 +262,8 @@ export class RecodeStore {
     });
   }
 
-  getEvent(id: string): Promise<WorkflowEvent | undefined> {
-    return this.db.get(keys.event(id)) as Promise<WorkflowEvent | undefined>;
+  async getEvent(id: string): Promise<WorkflowEvent | undefined> {
+    return parsed(await this.db.get(keys.event(id)));
   }
 
   /**
@@ -258,9 +273,11 @@ export class RecodeStore {
   upsertMany(inputs: RecordInput[], by: string): Promise<UpsertOutcome[]> {
     return this.serial(async () => {
       const ids = inputs.map((r) => idOf(r.data));
-      const stored = (await this.db.getMany(ids.map(keys.record))) as (StoredRecord | undefined)[];
+      const stored = await this.getMany(ids);
       const state = new Map<string, StoredRecord | undefined>();
       const ops: BatchOp[] = [];
+      // Deleted records about to be recreated (rare) keep their implied creation entry.
+      for (const [i, rec] of stored.entries()) if (rec?.deleted) ops.push(...(await this.keepImpliedCreate(ids[i]!, rec)));
       const now = Date.now();
       const outcomes = inputs.map((input, i): UpsertOutcome => {
         const id = ids[i]!;
@@ -271,9 +288,11 @@ export class RecodeStore {
         const rec: StoredRecord =
           before && !before.deleted
             ? { ...before, version: before.version + 1, updated: now, updatedBy: by, data: input.data, media }
-            : { v: 1, version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
+            : { version: (before?.version ?? 0) + 1, created: now, createdBy: by, updated: now, updatedBy: by, status: 'registered', data: input.data, media };
         const action = before && !before.deleted ? 'update' : 'create';
-        ops.push(...this.recordOps(id, before, rec), this.auditOp(id, rec, before, action, by, undefined, 'import'));
+        ops.push(...this.recordOps(id, before, rec));
+        if (before) ops.push(this.auditOp(id, rec, before, action, by, undefined, 'import')); // else impliedCreate
+
         state.set(k, rec);
         return action === 'create' ? 'created' : 'updated';
       });
@@ -282,21 +301,30 @@ export class RecodeStore {
     });
   }
 
-  /** Audit entries of a record, oldest first, after `afterSeq`. */
+  /** Audit entries of a record, oldest first, after `afterSeq` (the implied creation entry included). */
   async audit(id: RecordId, afterSeq: string | undefined, limit: number): Promise<AuditEntry[]> {
     const range = after(keys.audits(id), afterSeq === undefined ? undefined : keys.audit(id, afterSeq));
-    return (await this.db.values({ ...range, limit }).all()) as AuditEntry[];
+    const stored = (await this.db.values({ ...range, limit }).all()).map((v) => JSON.parse(v) as AuditEntry);
+    if (afterSeq !== undefined || stored[0]?.action === 'create') return stored;
+    const rec = await this.get(id);
+    return rec ? [impliedCreate(rec), ...stored].slice(0, limit) : stored;
   }
 
-  /** Records in key order within `range`, in chunks (deleted ones included: callers filter). */
-  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, StoredRecord][]> {
+  /** The op that stores `rec`'s implied creation entry, if it has one, before `rec` is recreated (its `created` changes). */
+  private async keepImpliedCreate(id: RecordId, rec: StoredRecord): Promise<BatchOp[]> {
+    const [oldest] = await this.audit(id, undefined, 1);
+    return oldest?.seq === impliedCreate(rec).seq ? [{ type: 'put', key: keys.audit(id, oldest.seq), value: JSON.stringify(oldest) }] : [];
+  }
+
+  /** Records' stored text (record-json.ts) in key order within `range`, in chunks (deleted ones included: callers filter). */
+  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[Buffer, string][]> {
     // classic-level stops a nextv() at highWaterMarkBytes (16 KiB by default: ~30 records); let it fill the chunk.
     const it = this.db.iterator({ ...range, highWaterMarkBytes: chunk * 2048 });
     try {
       for (;;) {
         const got = await it.nextv(chunk);
         if (got.length === 0) return;
-        yield got as [Buffer, StoredRecord][];
+        yield got;
       }
     } finally {
       await it.close();
@@ -317,37 +345,42 @@ export class RecodeStore {
     }
   }
 
-  getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
-    return this.db.getMany(ids.map(keys.record)) as Promise<(StoredRecord | undefined)[]>;
+  /** Records' stored text (record-json.ts), undefined where there is none. */
+  getManyText(ids: RecordId[]): Promise<(string | undefined)[]> {
+    return this.db.getMany(ids.map(keys.record));
+  }
+
+  async getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
+    return (await this.getManyText(ids)).map((t) => (t === undefined ? undefined : decodeRecord(t)));
   }
 
   /** Media link entries in (bucket, key) order, from after `afterKey`. */
   async *links(afterKey?: Buffer): AsyncGenerator<[Buffer, LinkEntry]> {
-    for await (const [k, v] of this.db.iterator(after(keys.links(), afterKey))) yield [k, v as LinkEntry];
+    for await (const [k, v] of this.db.iterator(after(keys.links(), afterKey))) yield [k, JSON.parse(v) as LinkEntry];
   }
 
   async startDownload(d: Omit<DownloadEvent, 'v' | 'id' | 'started' | 'records' | 'bytes' | 'complete'>): Promise<DownloadEvent> {
     const ev: DownloadEvent = { v: 1, id: randomUUID(), started: Date.now(), records: 0, bytes: 0, complete: false, ...d };
-    await this.db.put(keys.download(ev.id), ev, { sync: true });
+    await this.db.put(keys.download(ev.id), JSON.stringify(ev), { sync: true });
     return ev;
   }
 
   async finishDownload(ev: DownloadEvent): Promise<void> {
-    await this.db.put(keys.download(ev.id), { ...ev, finished: Date.now() }, { sync: true });
+    await this.db.put(keys.download(ev.id), JSON.stringify({ ...ev, finished: Date.now() }), { sync: true });
   }
 
-  getDownload(id: string): Promise<DownloadEvent | undefined> {
-    return this.db.get(keys.download(id)) as Promise<DownloadEvent | undefined>;
+  async getDownload(id: string): Promise<DownloadEvent | undefined> {
+    return parsed(await this.db.get(keys.download(id)));
   }
 
   /** Count one download for each record. Counts are statistics: batched, not synced. */
   countDownloads(ids: RecordId[]): Promise<void> {
     const run = this.countLock.then(async () => {
       const ks = ids.map(keys.downloadCount);
-      const now = (await this.db.getMany(ks)) as (number | undefined)[];
+      const now = await this.db.getMany(ks);
       // A chained batch: abstract-level's array batch copies and re-checks every operation first.
       const batch = this.db.batch();
-      ks.forEach((key, i) => batch.put(key, (now[i] ?? 0) + 1));
+      ks.forEach((key, i) => batch.put(key, String(Number(now[i] ?? 0) + 1)));
       await batch.write();
     });
     this.countLock = run.catch(() => {});
@@ -355,7 +388,7 @@ export class RecodeStore {
   }
 
   async downloadCount(id: RecordId): Promise<number> {
-    return ((await this.db.get(keys.downloadCount(id))) as number | undefined) ?? 0;
+    return Number((await this.db.get(keys.downloadCount(id))) ?? 0);
   }
 
   // ---------------------------------------------------------------------------
@@ -386,7 +419,7 @@ export class RecodeStore {
     }
     for (const [ck, n] of this.pendingCounts) {
       const [inst = '', coll = ''] = ck.split('\0');
-      batch.put(keys.collectionCount(inst, coll), n);
+      batch.put(keys.collectionCount(inst, coll), String(n));
     }
     await batch.write({ sync: true });
     for (const [k, n] of this.pendingCounts) this.counts.set(k, n);
@@ -395,17 +428,17 @@ export class RecodeStore {
 
   /** The record put plus every index, link and count change between `before` and `rec`. */
   private recordOps(id: RecordId, before: StoredRecord | undefined, rec: StoredRecord): BatchOp[] {
-    const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: rec }];
+    const ops: BatchOp[] = [{ type: 'put', key: keys.record(id), value: encodeRecord(rec) }];
     const now = entries(id, rec);
     if (!before || before.deleted) {
-      for (const e of now) ops.push({ type: 'put', key: e.key, value: e.value });
+      for (const e of now) ops.push(e);
     } else {
       const old = entries(id, before);
       const hex = (es: Entry[]) => new Map(es.map((e) => [e.key.toString('hex'), e]));
       const oldByHex = hex(old);
       const nowByHex = hex(now);
       for (const [h, e] of oldByHex) if (!nowByHex.has(h)) ops.push({ type: 'del', key: e.key });
-      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push({ type: 'put', key: e.key, value: e.value });
+      for (const [h, e] of nowByHex) if (!oldByHex.has(h)) ops.push(e);
     }
     const delta = (rec.deleted ? 0 : 1) - (before && !before.deleted ? 1 : 0);
     if (delta !== 0) {
@@ -425,11 +458,12 @@ export class RecodeStore {
     if (source) entry.source = source;
     // A creation records no copy of the data: the first update's `before` values hold it.
     if (action !== 'create' || before) entry.changes = diff(before, rec);
-    return { type: 'put', key: keys.audit(id, seq), value: entry };
+    return { type: 'put', key: keys.audit(id, seq), value: JSON.stringify(entry) };
   }
 }
 
-type Entry = { key: Buffer; value: Value };
+/** An index or link entry, already in the shape of its put. */
+type Entry = { type: 'put'; key: Buffer; value: string };
 
 /** Index and link entries a record holds (none once deleted). */
 const INDEXED = Object.entries(INDEXES);
@@ -439,11 +473,13 @@ function entries(id: RecordId, rec: StoredRecord): Entry[] {
   if (rec.deleted) return out;
   for (const [field, kind] of INDEXED) {
     const v = indexValue(kind, field === 'status' ? rec.status : rec.data[field]);
-    if (v !== undefined) out.push({ key: keys.index(field, v, id), value: '' });
+    if (v !== undefined && v !== UNINDEXED[field]) out.push({ type: 'put', key: keys.index(field, v, id), value: '' });
   }
-  for (const m of rec.media) out.push({ key: keys.link(m.bucket, m.key, id), value: { bucket: m.bucket, key: m.key, role: m.role, record: idString(id) } });
+  for (const m of rec.media) out.push({ type: 'put', key: keys.link(m.bucket, m.key, id), value: JSON.stringify({ bucket: m.bucket, key: m.key, role: m.role, record: idString(id) }) });
   return out;
 }
+
+const parsed = <T>(text: string | undefined): T | undefined => (text === undefined ? undefined : (JSON.parse(text) as T));
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 

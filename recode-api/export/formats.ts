@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_COLUMN } from '../bulk.js';
 import { csvField, csvRow } from '../csv.js';
-import type { RecordId } from '../keys.js';
+import { lineOfText } from '../record-json.js';
 import type { CollectionSchema } from '../schema.js';
-import { idString, type MediaLink, type StoredRecord } from '../store.js';
+import type { Match } from '../search.js';
+import { idString, type MediaLink } from '../store.js';
 import { zip } from './zip.js';
 
 export type ExportFormat = 'ndjson' | 'csv' | 'dwca';
@@ -19,56 +20,15 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = ['ndjson', 'csv', 'dwca']
 export const CONTENT_TYPES: Record<ExportFormat, string> = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', dwca: 'application/zip' };
 
 /** Records in export order, a chunk at a time. */
-type Rows = AsyncIterable<{ id: RecordId; rec: StoredRecord }[]>;
+type Rows = AsyncIterable<Match[]>;
 // Large pieces: fewer writes to the socket and fewer trips through the stream machinery.
 const CHUNK = 256 * 1024;
 
-/** The API's view of a stored record (without resolved links). */
-export function recordView(id: RecordId, rec: StoredRecord) {
-  return {
-    id: idString(id),
-    version: rec.version,
-    status: rec.status,
-    ...(rec.loan && { loan: rec.loan }),
-    created: new Date(rec.created).toISOString(),
-    createdBy: rec.createdBy,
-    updated: new Date(rec.updated).toISOString(),
-    updatedBy: rec.updatedBy,
-    ...(rec.deleted && { deleted: { ...rec.deleted, at: new Date(rec.deleted.at).toISOString() } }),
-    data: rec.data,
-    media: rec.media,
-  };
-}
-
-/** An epoch-milliseconds time as ISO 8601; records written in one batch share it, so the last one is kept. */
-let lastMs = NaN;
-let lastIso = '';
-function iso(ms: number): string {
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
-}
-
-/**
- * JSON.stringify(recordView(id, rec)), written out field by field: an export
- * formats every record, and this skips building the view object.
- */
-export function recordLine(id: RecordId, rec: StoredRecord): string {
-  const S = JSON.stringify;
-  return (
-    `{"id":${S(idString(id))},"version":${rec.version},"status":${S(rec.status)}${rec.loan ? `,"loan":${S(rec.loan)}` : ''}` +
-    `,"created":"${iso(rec.created)}","createdBy":${S(rec.createdBy)},"updated":"${iso(rec.updated)}","updatedBy":${S(rec.updatedBy)}` +
-    `${rec.deleted ? `,"deleted":${S({ ...rec.deleted, at: iso(rec.deleted.at) })}` : ''},"data":${S(rec.data)},"media":${S(rec.media)}}`
-  );
-}
-
 /** Bytes for each chunk of records, gathered into ~CHUNK pieces (encoded once here: the caller counts bytes, the socket writes them). */
-async function* gathered(rows: Rows, line: (id: RecordId, rec: StoredRecord) => string, header = ''): AsyncGenerator<Buffer> {
+async function* gathered(rows: Rows, line: (m: Match) => string, header = ''): AsyncGenerator<Buffer> {
   let buf = header;
   for await (const chunk of rows) {
-    for (const { id, rec } of chunk) buf += line(id, rec);
+    for (const m of chunk) buf += line(m);
     if (buf.length >= CHUNK) {
       yield Buffer.from(buf, 'utf8');
       buf = '';
@@ -78,7 +38,8 @@ async function* gathered(rows: Rows, line: (id: RecordId, rec: StoredRecord) => 
 }
 
 export function ndjson(rows: Rows): AsyncGenerator<Buffer> {
-  return gathered(rows, (id, rec) => `${recordLine(id, rec)}\n`);
+  // The stored text is the view without its id: no record is decoded.
+  return gathered(rows, (m) => `${lineOfText(m.id, m.text)}\n`);
 }
 
 const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -87,7 +48,8 @@ export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<Buffer
   const fields = schema.fields;
   return gathered(
     rows,
-    (_id, rec) => {
+    (m) => {
+      const rec = m.fields;
       let row = '';
       for (const f of fields) {
         const v = rec.data[f];
@@ -144,10 +106,10 @@ export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: 
   try {
     let pending = `coreid\t${MULTIMEDIA_TERMS.map((t) => t.slice(t.lastIndexOf('/') + 1)).join('\t')}\n`;
     // Occurrence rows go into the zip; each chunk's multimedia rows go to the temporary file on the way.
-    async function* withMedia(): AsyncGenerator<{ id: RecordId; rec: StoredRecord }[]> {
+    async function* withMedia(): AsyncGenerator<Match[]> {
       for await (const chunk of rows) {
-        for (const { id, rec } of chunk) {
-          for (const m of rec.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
+        for (const { id, fields } of chunk) {
+          for (const m of fields.media) pending += `${tsv(idString(id))}\t${tsv(mediaUrl(m))}\t${tsv(`s3://${m.bucket}/${m.key}`)}\t${DCMI_TYPE[m.role] ?? 'StillImage'}\t${tsv(m.role)}\n`;
         }
         if (pending.length >= CHUNK) {
           await fh.write(pending);
@@ -157,7 +119,7 @@ export async function* dwca(rows: Rows, schema: CollectionSchema, mediaUrl: (m: 
       }
       await fh.write(pending);
     }
-    const occurrences = gathered(withMedia(), (id, rec) => `${tsv(idString(id))}\t${fields.map((f) => tsv(rec.data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
+    const occurrences = gathered(withMedia(), ({ id, fields: { data } }) => `${tsv(idString(id))}\t${fields.map((f) => tsv(data[f])).join('\t')}\n`, `id\t${fields.join('\t')}\n`);
     async function* multimedia(): AsyncGenerator<Buffer> {
       yield* fh.createReadStream({ start: 0, autoClose: false }) as AsyncIterable<Buffer>;
     }

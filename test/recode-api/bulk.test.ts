@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { removeDir, s3Client, tempDir } from '../helpers/gateway.js';
-import { READER, call, generate, idOfData, ndjsonOf, startRecodeGateway } from './helpers.js';
+import { ADMIN, READER, call, generate, idOfData, ndjsonOf, startRecodeGateway } from './helpers.js';
 
 const run = promisify(execFile);
 const gw = await startRecodeGateway();
@@ -190,4 +190,25 @@ t.test('metrics: requests by route and status, records by collection, imports, e
   t.match(text, /valentine_recode_export_records_total\{format="dwca"\} \d+/);
   t.match(text, /valentine_recode_download_events_total\{format="ndjson",complete="true"\} \d+/);
   t.equal(mediaCount, 30);
+});
+
+t.test('audit of imported records: the creation (implied by the record), later changes, a recreation after deletion', async (t) => {
+  const data = { institutionCode: 'AUD', collectionCode: 'IT', catalogNumber: 'A-1', scientificName: 'Apis mellifera', basisOfRecord: 'PreservedSpecimen' };
+  const load = async (d: Record<string, unknown>) => (await call(gw, 'POST', '/import', { body: JSON.stringify({ data: d }), headers: { 'content-type': NDJSON } })).body;
+  const trail = async () => (await call(gw, 'GET', '/records/AUD/IT/A-1/audit')).body.items as { seq: string; action: string; version: number; by: string; source?: string; changes?: Record<string, unknown> }[];
+  t.equal((await load(data)).created, 1);
+  const [created] = await trail();
+  t.match(created, { action: 'create', version: 1, by: ADMIN[0], source: 'import' });
+  t.equal((await trail()).length, 1, 'one entry for the creation');
+  t.equal((await load({ ...data, recordedBy: 'Darwin' })).updated, 1);
+  t.equal((await call(gw, 'DELETE', '/records/AUD/IT/A-1?reason=test', { headers: { 'if-match': '"2"' } })).status, 200);
+  t.equal((await load(data)).created, 1, 'recreated over the deleted record');
+  const all = await trail();
+  t.same(all.map((e) => [e.action, e.version]), [['create', 1], ['update', 2], ['delete', 3], ['create', 4]], 'the first creation is kept when the record is recreated');
+  t.equal(all[0]!.seq, created!.seq);
+  t.same(all[1]!.changes!['data.recordedBy'], { after: 'Darwin' });
+  t.ok(all.every((e, i) => i === 0 || e.seq > all[i - 1]!.seq), 'in sequence order');
+  const first = await call(gw, 'GET', '/records/AUD/IT/A-1/audit?limit=1');
+  const rest = await call(gw, 'GET', `/records/AUD/IT/A-1/audit?cursor=${first.body.next}`);
+  t.same([...first.body.items, ...rest.body.items].map((e: { seq: string }) => e.seq), all.map((e) => e.seq), 'paging loses nothing');
 });

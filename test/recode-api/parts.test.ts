@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { csvRow, parseCsv } from '../../recode-api/csv.js';
 import { RECODE_ERRORS } from '../../recode-api/errors.js';
-import { recordLine, recordView } from '../../recode-api/export/formats.js';
+import { decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
 import { zip } from '../../recode-api/export/zip.js';
 import { dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
@@ -71,7 +71,7 @@ t.test('sortable numbers sort bytewise in numeric order', async (t) => {
 });
 
 t.test('NDJSON export line: the same text as the record view serialised whole', async (t) => {
-  const base = { v: 1 as const, version: 3, created: 1_700_000_000_123, createdBy: 'W', updated: 1_700_000_500_000, updatedBy: 'R', status: 'on-loan' as const, media: [{ bucket: 'b', key: 'k "1"', role: 'image' }] };
+  const base = { version: 3, created: 1_700_000_000_123, createdBy: 'W', updated: 1_700_000_500_000, updatedBy: 'R', status: 'on-loan' as const, media: [{ bucket: 'b', key: 'k "1"', role: 'image' }] };
   const data = { institutionCode: 'NHM', collectionCode: 'ENT', catalogNumber: 'X/1', scientificName: 'Apis "mellifera"\n', dynamicProperties: { a: [1, null] } };
   const cases = [
     { ...base, data },
@@ -79,6 +79,19 @@ t.test('NDJSON export line: the same text as the record view serialised whole', 
     { ...base, data, media: [], deleted: { at: 1_700_000_900_000, by: 'W', reason: 'duplicate' } },
   ];
   for (const rec of cases) t.equal(recordLine(['NHM', 'ENT', 'X/1'], rec), JSON.stringify(recordView(['NHM', 'ENT', 'X/1'], rec)));
+});
+
+t.test('stored record text: decodes to the same record; deletion is seen without decoding', async (t) => {
+  const base = { version: 3, created: 1_700_000_000_123, createdBy: 'W', updated: 1_700_000_500_000, updatedBy: 'R', status: 'on-loan' as const, media: [] };
+  // Field values that spell out the markers isDeletedText looks for must not fool it.
+  const data = { institutionCode: 'NHM', collectionCode: 'ENT', catalogNumber: ',"deleted":{', occurrenceRemarks: ',"data":', dynamicProperties: { deleted: { at: 1 }, data: 2, media: [3] } };
+  const live = { ...base, data, loan: { event: 'e1', borrower: ',"deleted":{"at":1}', dueDate: '2030-01-01' } };
+  const gone = { ...base, data, deleted: { at: 1_700_000_900_000, by: 'W', reason: ',"data":{' } };
+  for (const rec of [live, gone]) t.same(decodeRecord(encodeRecord(rec)), rec);
+  const linked = { ...live, media: [{ bucket: 'b', key: ',"media":[]}', role: 'image' }] };
+  for (const rec of [live, gone, linked]) t.same(decodeFields(encodeRecord(rec)), { data: rec.data, media: rec.media }, 'data and links alone');
+  t.equal(isDeletedText(encodeRecord(live)), false);
+  t.equal(isDeletedText(encodeRecord(gone)), true);
 });
 
 t.test('zip writer: the real unzip reads back every byte', async (t) => {

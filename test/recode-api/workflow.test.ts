@@ -87,3 +87,25 @@ t.test('audit trail: append-only, who, when, before and after', async (t) => {
   t.same([...paged.body.items, ...rest.body.items].map((e: { seq: string }) => e.seq), r.body.items.map((e: { seq: string }) => e.seq), 'paging loses nothing');
   t.equal((await call(gw, 'GET', '/records/NHM/ZOO/NOPE/audit')).status, 404);
 });
+
+t.test('registered, the state the status index leaves out, is still searched and counted', async (t) => {
+  const create = (inst: string, catalogNumber: string) =>
+    call(gw, 'POST', '/records', { json: { data: { institutionCode: inst, collectionCode: 'BOT', catalogNumber, scientificName: 'Rosa canina', basisOfRecord: 'PreservedSpecimen' } } });
+  for (const c of ['R-1', 'R-2', 'R-3', 'R-4']) t.equal((await create('KEW', c)).status, 201);
+  t.equal((await create('RBGE', 'R-1')).status, 201);
+  t.equal((await event({ type: 'acquisition', records: ['KEW/BOT/R-1'] })).status, 201);
+  t.equal((await call(gw, 'DELETE', '/records/KEW/BOT/R-2?reason=duplicate', { headers: { 'if-match': '"1"' } })).status, 200);
+  const registered = ['KEW/BOT/R-3', 'KEW/BOT/R-4', 'RBGE/BOT/R-1'];
+  const search = async (qs: string) => {
+    const r = await call(gw, 'GET', `/records?${qs}&count=true`);
+    return { total: r.body.total as number, ids: r.body.items.map((i: { id: string }) => i.id) as string[] };
+  };
+  t.same(await search('status=registered'), { total: 3, ids: registered }, 'every registered record, in catalogue order');
+  t.same(await search('status=registered&sort=index'), { total: 3, ids: registered });
+  t.same(await search('status=registered&institutionCode=KEW'), { total: 2, ids: registered.slice(0, 2) }, 'counted within an institution');
+  t.same(await search('status=registered&collectionCode=BOT'), { total: 3, ids: registered }, 'and within a collection');
+  t.same(await search('status.prefix=reg'), { total: 3, ids: registered }, 'a prefix that admits registered');
+  t.same(await search('status.prefix=ac&sort=index'), { total: 5, ids: [...ids.slice(0, 4), 'KEW/BOT/R-1'] }, 'other states still come from the index (accessioned, then acquired)');
+  t.same(await search('status=registered&scientificName=Rosa%20canina'), { total: 3, ids: registered }, 'another filter drives the walk');
+  t.same(await search('status=acquired'), { total: 1, ids: ['KEW/BOT/R-1'] });
+});
