@@ -166,6 +166,7 @@ async function scrubCase(gib: number, values: { scrubAlone: boolean }): Promise<
       while (scrubbing) runs.push(await getLoad(2_000));
       during = { latencies: runs.flatMap((r) => r.latencies), wallMs: runs.reduce((n, r) => n + r.wallMs, 0) };
     })();
+    load.catch(() => undefined); // awaited below; a gateway gone mid-pass must fail the case (and remove its 30 GiB), not crash the bench
     const loaded = await timedPass();
     scrubbing = false;
     await load;
