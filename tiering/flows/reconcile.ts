@@ -24,7 +24,7 @@ import type { Site } from '../sites/site.js';
 import type { IssueLog } from './issues.js';
 import type { FlowsMetrics } from './metrics.js';
 import { sweepStorage } from './orphans.js';
-import { checkCopy, checkShard, rebuildShards, rewriteCopy, type Finding, type Pace } from './repair.js';
+import { CheckReads, checkCopy, checkShard, rebuildShards, rewriteCopy, type Finding, type Pace } from './repair.js';
 
 export interface ReconcileOptions {
   /** Caps, so a pass never starves client traffic. */
@@ -91,6 +91,13 @@ const COPY_KINDS: readonly IssueKind[] = ['missing-copy', 'checksum-mismatch'];
 const PERSIST_EVERY_MS = 1000;
 /** Objects a pass checks at once. */
 const OBJECTS_AT_ONCE = 4;
+/**
+ * Check reads in flight at once: libuv's default four threads while no
+ * client reads, half of them while clients do, so a client's read always
+ * finds a free thread instead of queueing behind the scrub's 4 MiB reads.
+ */
+const CHECK_READS_IDLE = 4;
+const CHECK_READS_BESIDE_CLIENTS = 2;
 
 function scopeName(s: Scope): string {
   return s.bucket === undefined ? '' : s.prefix ? `${s.bucket}/${s.prefix}` : s.bucket;
@@ -104,6 +111,7 @@ export class Reconciler {
   private readonly siteByName: Map<string, Site>;
   private readonly codecs = new Map<string, Codec>();
   private readonly objectLocks = new KeyLock();
+  private readonly reads: CheckReads;
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
   private running: ReconcileStatus['running'];
@@ -121,6 +129,7 @@ export class Reconciler {
 
   constructor(private readonly p: ReconcilerParts) {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
+    this.reads = new CheckReads(() => (p.engine.readsInFlight > 0 ? CHECK_READS_BESIDE_CLIENTS : CHECK_READS_IDLE));
   }
 
   /** Loads the persisted state; resumes an interrupted full pass; schedules the next. */
@@ -422,7 +431,7 @@ export class Reconciler {
     const sites = rec.copies.filter((n) => !down.has(n)).map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
     for (const [i, seg] of rec.segments.entries()) {
       // Copies live on different sites (disks): read them side by side.
-      const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, pace)));
+      const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, this.reads, pace)));
       const good: Site[] = [];
       const bad: Site[] = [];
       for (const [j, site] of sites.entries()) ((await this.judge(rec, site.name, findings[j]!, out)) ? good : bad).push(site);
@@ -442,7 +451,7 @@ export class Reconciler {
       return false;
     }
     try {
-      await rewriteCopy(target, seg, source, pace);
+      await rewriteCopy(target, seg, source, this.reads, pace);
     } catch (err) {
       await this.repairFailed(rec, 'copy', `rebuilding blob ${seg.blob} on site ${target.name}: ${(err as Error).message}`, out);
       return false;
@@ -460,7 +469,7 @@ export class Reconciler {
     const findings = await Promise.all(
       layout.shards.map((sh, i) => {
         const site = this.siteByName.get(sh.site);
-        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, pace);
+        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, this.reads, pace);
       }),
     );
     for (const [i, f] of findings.entries()) if (f) ((await this.judge(rec, layout.shards[i]!.site, f, out)) ? good : bad).push(i);

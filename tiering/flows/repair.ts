@@ -38,74 +38,143 @@ async function withReader<T>(site: Site, blob: string, fn: (r: BlobReader) => Pr
 const CHECK_READ = 4 << 20;
 
 /**
+ * The blob reads of a pass's checks. At most `slots()` are in flight at
+ * once (asked at each read, so the limit can follow client load): a local
+ * site reads on libuv's thread pool (four threads by default), and a
+ * client's read queues behind every scrub read already queued there. The
+ * read buffers are reused from blob to blob, so a pass over small objects
+ * makes no garbage of them.
+ */
+export class CheckReads {
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly spare: Buffer[] = [];
+
+  constructor(private readonly slots: () => number) {}
+
+  /** Reads in flight now (for tests and status). */
+  get active(): number {
+    return this.inFlight;
+  }
+
+  async read(r: BlobReader, offset: number, length: number, into: Buffer): Promise<Buffer> {
+    if (this.inFlight < this.slots()) this.inFlight++;
+    else await new Promise<void>((res) => this.waiting.push(res));
+    try {
+      return await r.read(offset, length, into);
+    } finally {
+      this.inFlight--;
+      // Wake waiters while the limit (which may have risen) leaves room.
+      while (this.waiting.length > 0 && this.inFlight < this.slots()) {
+        this.inFlight++;
+        this.waiting.shift()!();
+      }
+    }
+  }
+
+  /** A buffer of at least `bytes`; give it back once no read uses it. */
+  take(bytes: number): Buffer {
+    const buf = this.spare.pop();
+    return buf && buf.length >= bytes ? buf : Buffer.allocUnsafe(Math.max(bytes, CHECK_READ + 1));
+  }
+
+  give(buf: Buffer): void {
+    this.spare.push(buf);
+  }
+}
+
+/**
  * A blob read front to back in large reads of whole units (blocks or
  * pieces, `stride` apart), the next read in flight while the caller checks
  * the units of the last, so the disk is never idle. Two buffers take turns:
- * a unit's bytes are valid until the caller moves two reads on.
+ * a unit's bytes are valid until the caller moves two reads on. The last
+ * read asks for one byte more than `total`, so a blob that is too long is
+ * found without a read of its own.
  */
-function unitReader(r: BlobReader, total: number, stride: number) {
+async function withUnits<T>(r: BlobReader, total: number, stride: number, reads: CheckReads, fn: (units: UnitReader) => Promise<T>): Promise<T> {
   const per = Math.max(1, Math.floor(CHECK_READ / stride)) * stride;
-  const bufs = [Buffer.allocUnsafe(Math.min(per, total)), Buffer.allocUnsafe(Math.min(per, total))];
+  const last = Math.max(0, Math.ceil(total / per) - 1);
+  const bufs = [reads.take(per + 1), reads.take(per + 1)]; // + 1: room for the byte past the end
   const start = (c: number) => {
     const off = c * per;
-    const len = Math.min(per, total - off);
-    const read = len > 0 ? r.read(off, len, bufs[c % 2]!.subarray(0, len)) : Promise.resolve(Buffer.alloc(0));
+    const len = Math.min(per, total - off) + (c === last ? 1 : 0);
+    const read = reads.read(r, off, len, bufs[c % 2]!.subarray(0, len));
     read.catch(() => undefined); // a read-ahead nobody awaits must not crash the process
     return read;
   };
   let at = -1;
   let chunk: Buffer = Buffer.alloc(0);
   let next: Promise<Buffer> | undefined;
-  return {
-    /** Unit `i` (`len` bytes; shorter when the blob is); units are asked for in order. */
-    async unit(i: number, len: number): Promise<Buffer> {
-      const off = i * stride;
-      const c = Math.floor(off / per);
-      if (c !== at) {
-        chunk = await (next && at === c - 1 ? next : start(c));
-        at = c;
-        next = start(c + 1);
-      }
-      const from = off - c * per;
-      return chunk.subarray(from, from + len);
-    },
+  const load = async (c: number) => {
+    if (c === at) return;
+    chunk = await (next && at === c - 1 ? next : start(c));
+    at = c;
+    next = c < last ? start(c + 1) : undefined;
   };
+  try {
+    return await fn({
+      async unit(i, len) {
+        const off = i * stride;
+        const c = Math.floor(off / per);
+        await load(c);
+        const from = off - c * per;
+        return chunk.subarray(from, from + len);
+      },
+      async longer() {
+        await load(last);
+        return last * per + chunk.length > total;
+      },
+    });
+  } finally {
+    await next?.catch(() => undefined); // its buffer goes back to the pool only once nothing writes into it
+    for (const b of bufs) reads.give(b);
+  }
+}
+
+interface UnitReader {
+  /** Unit `i` (`len` bytes; shorter when the blob is); units are asked for in order. */
+  unit(i: number, len: number): Promise<Buffer>;
+  /** True when the blob holds more than `total` bytes; asked after the last unit. */
+  longer(): Promise<boolean>;
 }
 
 /** Check one full copy of a segment on `site`. */
-export async function checkCopy(site: Site, seg: Segment, pace: Pace): Promise<Finding> {
+export async function checkCopy(site: Site, seg: Segment, reads: CheckReads, pace: Pace): Promise<Finding> {
   const crcs = Buffer.from(seg.crc32, 'base64');
-  const found = await withReader(site, seg.blob, async (r): Promise<Finding> => {
-    const blocks = unitReader(r, seg.size, seg.blockSize);
-    for (let b = 0, off = 0; off < seg.size; b++, off += seg.blockSize) {
-      const len = Math.min(seg.blockSize, seg.size - off);
-      const buf = await blocks.unit(b, len);
-      await pace(buf.length);
-      if (buf.length !== len) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is short: ${off + buf.length} of ${seg.size} bytes` };
-      if (crc32(buf) !== crcs.readUInt32BE(b * 4)) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} fails its checksum at offset ${off}` };
-    }
-    if ((await r.read(seg.size, 1)).length > 0) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is longer than ${seg.size} bytes` };
-    return { state: 'ok' };
-  });
-  return found;
+  return withReader(site, seg.blob, (r) =>
+    withUnits(r, seg.size, seg.blockSize, reads, async (blocks): Promise<Finding> => {
+      for (let b = 0, off = 0; off < seg.size; b++, off += seg.blockSize) {
+        const len = Math.min(seg.blockSize, seg.size - off);
+        const buf = await blocks.unit(b, len);
+        await pace(buf.length);
+        if (buf.length !== len) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is short: ${off + buf.length} of ${seg.size} bytes` };
+        if (crc32(buf) !== crcs.readUInt32BE(b * 4)) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} fails its checksum at offset ${off}` };
+      }
+      if (await blocks.longer()) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is longer than ${seg.size} bytes` };
+      return { state: 'ok' };
+    }),
+  );
 }
 
 /** Check shard `index` of a layout on its site. */
-export async function checkShard(site: Site, layout: ShardLayout, index: number, pace: Pace): Promise<Finding> {
+export async function checkShard(site: Site, layout: ShardLayout, index: number, reads: CheckReads, pace: Pace): Promise<Finding> {
   const shard = layout.shards[index]!;
   const crcs = Buffer.from(shard.crc32, 'base64');
-  return withReader(site, shard.blob, async (r): Promise<Finding> => {
-    const pieces = unitReader(r, shardBytes(layout), layout.pieceSize);
-    for (let s = 0; s < layout.stripes; s++) {
-      const size = pieceSizeOf(layout, s);
-      const piece = await pieces.unit(s, size);
-      await pace(piece.length);
-      if (piece.length !== size || crc32(piece) !== crcs.readUInt32BE(s * 4)) {
-        return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} fails its checksum at stripe ${s}` };
+  const size = shardBytes(layout);
+  return withReader(site, shard.blob, (r) =>
+    withUnits(r, size, layout.pieceSize, reads, async (pieces): Promise<Finding> => {
+      for (let s = 0; s < layout.stripes; s++) {
+        const len = pieceSizeOf(layout, s);
+        const piece = await pieces.unit(s, len);
+        await pace(piece.length);
+        if (piece.length !== len || crc32(piece) !== crcs.readUInt32BE(s * 4)) {
+          return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} fails its checksum at stripe ${s}` };
+        }
       }
-    }
-    return { state: 'ok' };
-  });
+      if (await pieces.longer()) return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} is longer than ${size} bytes` };
+      return { state: 'ok' };
+    }),
+  );
 }
 
 /**
@@ -113,7 +182,7 @@ export async function checkShard(site: Site, layout: ShardLayout, index: number,
  * healthy copy read through the engine's verifying reader, or decoded
  * shards), then read it back. Throws when the rebuild could not be verified.
  */
-export async function rewriteCopy(target: Site, seg: Segment, source: AsyncIterable<Buffer>, pace: Pace): Promise<void> {
+export async function rewriteCopy(target: Site, seg: Segment, source: AsyncIterable<Buffer>, reads: CheckReads, pace: Pace): Promise<void> {
   const writer = target.createWriter(seg.blob);
   try {
     let n = 0;
@@ -128,7 +197,7 @@ export async function rewriteCopy(target: Site, seg: Segment, source: AsyncItera
     await writer.abort();
     throw err;
   }
-  const back = await checkCopy(target, seg, pace);
+  const back = await checkCopy(target, seg, reads, pace);
   if (back.state !== 'ok') throw new Error(`rebuilt copy read back wrong: ${back.detail}`);
 }
 
