@@ -9,7 +9,7 @@
 // prints {"port":N} on stdout and serves FILE on every GET.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { appendFileSync, createReadStream } from 'node:fs';
 import { open, stat, unlink } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -88,7 +88,9 @@ export async function spawnReady<T>(
       rej(new Error(`${what} did not start in ${timeoutMs} ms: ${stderr.join('')}`));
     }, timeoutMs);
     let done = false;
+    const logTo = process.env.VALENTINE_BENCH_GATEWAY_LOG;
     createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (logTo) appendFileSync(logTo, `${line}\n`);
       if (done) return;
       try {
         const v = ready(JSON.parse(line) as Record<string, unknown>);
@@ -114,7 +116,8 @@ export interface GatewayProc extends Child {
 
 /**
  * Start the built gateway. Extra node flags for the gateway only (e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from VALENTINE_BENCH_GATEWAY_NODE_ARGS.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`) come from VALENTINE_BENCH_GATEWAY_NODE_ARGS;
+ * VALENTINE_BENCH_GATEWAY_LOG names a file that gets its log (stdout) lines.
  */
 export async function startGateway(dataDir: string, extraArgs: string[] = []): Promise<GatewayProc> {
   const nodeArgs = (process.env.VALENTINE_BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '');
