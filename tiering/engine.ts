@@ -19,7 +19,7 @@ import type { BucketRecord, ContentHeaders, ObjectRecord, PartRecord, PosixAttrs
 import { BlockPool } from './read/block-pool.js';
 import { readSegments, type ByteRange, type CopyFailure } from './read/segment-reader.js';
 import type { Site } from './sites/site.js';
-import { writeSegment, type Digests, type WriteDeps } from './write/segment-writer.js';
+import { writeSegment, type Digests } from './write/segment-writer.js';
 import { validateBucketName, validateKey } from './names.js';
 
 export interface EngineConfig {
@@ -99,7 +99,6 @@ export class Engine {
   private readonly recalls = new Map<string, Promise<ObjectRecord | undefined>>();
   private readonly stats = new TierStats();
   private readonly badCopyListeners: ((rec: ObjectRecord, f: CopyFailure) => void)[] = [];
-  private readonly writeDeps: WriteDeps;
   /** Block buffers for streamed reads, handed back by `releaseChunk` (enough for a few dozen streams). */
   private readonly blocks: BlockPool;
   private reads = 0;
@@ -108,7 +107,6 @@ export class Engine {
     this.siteByName = new Map([p.hot, ...p.sites].map((s) => [s.name, s]));
     this.codec = new Codec(p.config.geometry.k, p.config.geometry.m);
     this.blocks = new BlockPool(p.config.blockSize, 32);
-    this.writeDeps = { log: p.log, metrics: p.metrics };
   }
 
   static async open(parts: EngineParts): Promise<Engine> {
@@ -616,7 +614,7 @@ export class Engine {
         ...(input.expectedSize !== undefined && { expectedSize: input.expectedSize }),
         ...(beforeCommit && { beforeCommit: async (d: Digests) => void (accepted = await beforeCommit(d)) }),
       },
-      this.writeDeps,
+      this.p,
     );
     if (written.copies.length - 1 < this.p.replicas.length) {
       this.p.metrics.underReplicatedWrites.inc();
@@ -844,7 +842,7 @@ export class Engine {
           if (rec.sha256 && d.sha256.toString('hex') !== rec.sha256) throw new EngineError('NO_GOOD_COPY', 'decoded bytes do not match the object SHA-256');
         },
       },
-      this.writeDeps,
+      this.p,
     );
     const next = await this.locks.run(objectLock(bucket, key), async () => {
       const cur = await this.p.namespace.getObject(bucket, key);

@@ -4,20 +4,26 @@
 // a file being written keeps its bytes right in memory and in a temp file.
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ObjectReader, Scratch } from '../../fs-mount/handles.js';
-import { MemorySite } from '../../tiering/index.js';
+import { MemorySite, type Engine } from '../../tiering/index.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
 import { chunksOf, localSites, openEngine } from '../tiering/helpers.js';
 
 const CHUNK = 128 * 1024;
 
-t.test('reads in order, shuffled and jumping return the right bytes', async (t) => {
+/** An engine on local site directories (small blocks: many per object), with bucket 'rdr'; closed and removed at teardown. */
+async function engineOnDisk(t: Test): Promise<Engine> {
   const dir = await tempDir();
   t.teardown(() => removeDir(dir));
   const { engine } = await openEngine(dir, await localSites(dir), { blockSize: 256 * 1024 });
   t.teardown(() => engine.close());
   await engine.createBucket('rdr');
+  return engine;
+}
+
+t.test('reads in order, shuffled and jumping return the right bytes', async (t) => {
+  const engine = await engineOnDisk(t);
   const data = randomBytes(12 * 1024 * 1024 + 1234); // several read-aheads long
   const rec = await engine.putObject('rdr', 'k', chunksOf(data), { meta: {} });
   const reader = new ObjectReader(engine, rec);
@@ -46,11 +52,7 @@ t.test('readers sharing the engine\'s block buffers each return their own bytes'
   // A reader hands blocks back once they leave its window, and the next read
   // of any reader may be read into them: one handed back too early would
   // show the other object's bytes here.
-  const dir = await tempDir();
-  t.teardown(() => removeDir(dir));
-  const { engine } = await openEngine(dir, await localSites(dir), { blockSize: 256 * 1024 });
-  t.teardown(() => engine.close());
-  await engine.createBucket('rdr');
+  const engine = await engineOnDisk(t);
   const objects = [randomBytes(6 * 1024 * 1024 + 3), randomBytes(5 * 1024 * 1024 + 999)];
   const readers = await Promise.all(
     objects.map(async (data, i) => new ObjectReader(engine, await engine.putObject('rdr', `k${i}`, chunksOf(data), { meta: {} }))),

@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { IssueRecord } from '../../tiering/index.js';
 import { gatewayWithConfig, removeDir, tempDir, type Gateway } from '../helpers/gateway.js';
 import { basicAuth, tierOf, waitFor } from '../helpers/tiers.js';
@@ -24,6 +24,23 @@ async function quotaIssues(gw: Gateway, state?: string): Promise<IssueRecord[]> 
 
 async function siteIssue(gw: Gateway, site: string): Promise<IssueRecord | undefined> {
   return (await quotaIssues(gw)).find((i) => i.site === site);
+}
+
+/** An 8 MiB tmpfs for a site to fill, unmounted at teardown; undefined (the test skipped) where mounting needs root. */
+async function smallFilesystem(t: Test): Promise<string | undefined> {
+  const dir = await tempDir('valentine-tmpfs-');
+  try {
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
+  } catch (err) {
+    await removeDir(dir);
+    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  t.teardown(async () => {
+    await exec('umount', ['-l', dir]).catch(() => undefined);
+    await removeDir(dir);
+  });
+  return dir;
 }
 
 t.test('a threshold below what the disks use raises one quota issue per local site and the hot tier; a sane one resolves them', async (t) => {
@@ -47,18 +64,8 @@ t.test('a threshold below what the disks use raises one quota issue per local si
 });
 
 t.test('a site on a small filesystem: over the threshold opens a quota issue, freed space resolves it; ENOSPC is reported at once', async (t) => {
-  const small = await tempDir('valentine-tmpfs-');
-  try {
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
-  } catch (err) {
-    await removeDir(small);
-    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
-  t.teardown(async () => {
-    await exec('umount', ['-l', small]).catch(() => undefined);
-    await removeDir(small);
-  });
+  const small = await smallFilesystem(t);
+  if (small === undefined) return;
   const r = await gatewayWithConfig(t, {
     sites: [
       { name: 'A', type: 'local' },
@@ -95,18 +102,8 @@ t.test('a site on a small filesystem: over the threshold opens a quota issue, fr
 });
 
 t.test('a shard that does not fit on its site raises the quota issue too, and coding completes once there is room', async (t) => {
-  const small = await tempDir('valentine-tmpfs-');
-  try {
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', small]);
-  } catch (err) {
-    await removeDir(small);
-    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
-  t.teardown(async () => {
-    await exec('umount', ['-l', small]).catch(() => undefined);
-    await removeDir(small);
-  });
+  const small = await smallFilesystem(t);
+  if (small === undefined) return;
   const r = await gatewayWithConfig(t, {
     sites: [
       { name: 'A', type: 'local' },

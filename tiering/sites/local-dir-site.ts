@@ -40,6 +40,9 @@ export interface LocalDirSiteOptions {
 
 const INLINE_READ_BYTES = 64 * 1024;
 
+/** A blob file is always new: never open over one that is there (a repair's rewrite goes through tmp). */
+const NEW_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+
 /** The largest blob written whole at commit (see the header). */
 const SMALL_BLOB = 1 << 20;
 
@@ -99,7 +102,7 @@ export class LocalDirSite extends Site {
     const file = () => {
       if (!opened) {
         tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
-        opened = fd.open(tmpPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o640).then((n) => {
+        opened = fd.open(tmpPath, NEW_FILE, 0o640).then((n) => {
           open = true;
           return n;
         });
@@ -160,7 +163,7 @@ export class LocalDirSite extends Site {
 
   /** A small blob straight to its final name; the directory is synced while the bytes are. */
   private async writeWhole(path: string, data: Buffer): Promise<void> {
-    const f = await fd.open(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o640);
+    const f = await fd.open(path, NEW_FILE, 0o640);
     const entrySynced = this.syncDir(dirname(path));
     entrySynced.catch(() => undefined); // awaited below; a write failure must not leave it unhandled
     try {

@@ -54,7 +54,7 @@ export function newBlobId(): string {
   return shard.toString(16).padStart(2, '0') + randomBytes(15).toString('hex');
 }
 
-export interface WriteDeps {
+interface WriteDeps {
   log: Logger;
   metrics: EngineMetrics;
 }
