@@ -107,9 +107,9 @@ async function serve(config: Readonly<Config>): Promise<void> {
 
   const metrics = createEngineMetrics(registry);
   // The hot tier is local disk by design: its small reads need not queue for the thread pool.
-  const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'), { inlineSmallReads: true });
+  const hot = await LocalDirSite.open('hot', join(config.dataDir, 'hot'), { inlineSmallReads: true, smallBlobBytes: config.engine.smallBlobBytes });
   const sites: Site[] = [];
-  for (const s of config.sites) sites.push(await openSite(s, config.dataDir));
+  for (const s of config.sites) sites.push(await openSite(s, config.dataDir, config.engine.smallBlobBytes));
   const replicas = sites.slice(0, config.replication.replicas);
   const namespace = await Namespace.open(join(config.dataDir, 'namespace'));
   const engine = await Engine.open({

@@ -34,7 +34,13 @@ export interface Config {
   /** Sites in order: the first `replicas` hold full copies of every write. */
   sites: SiteConfig[];
   replication: { replicas: number; minReplicas: number };
-  engine: { blockSize: number; maxObjectSize: number; minPartSize: number };
+  engine: {
+    blockSize: number;
+    maxObjectSize: number;
+    minPartSize: number;
+    /** Local sites and the hot tier keep blobs up to this size in a LevelDB store instead of a file each; 0: files only. */
+    smallBlobBytes: number;
+  };
   tiering: {
     /** Durations as written: '15m', '30d', '2s'. */
     codeAfter: string;
@@ -174,6 +180,7 @@ const schema = {
         blockSize: { type: 'integer', minimum: 4096, maximum: 67108864 },
         maxObjectSize: { type: 'integer', minimum: 1 },
         minPartSize: { type: 'integer', minimum: 0 },
+        smallBlobBytes: { type: 'integer', minimum: 0, maximum: 1048576 },
       },
     },
     tiering: {
@@ -266,7 +273,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     { name: 'C', type: 'local' },
   ],
   replication: { replicas: 2, minReplicas: 2 },
-  engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20 },
+  engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20, smallBlobBytes: 64 * 1024 },
   tiering: {
     codeAfter: '15m',
     stubAfter: '30d',

@@ -19,6 +19,8 @@ const exec = promisify(execFile);
 
 type Running = Restartable & { src: string };
 
+// These tests read, count and damage blob files on disk, so every blob is kept
+// as a file (no small-blob store); test/gateway/small-blobs.test.ts covers the store.
 async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: Record<string, unknown>, extra: Record<string, unknown> = {}, flows: Record<string, unknown> = {}): Promise<Running> {
   const dir = await tempDir();
   const src = join(dir, 'workstation');
@@ -26,6 +28,7 @@ async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, ws: R
   const r = await gatewayWithConfig(
     t,
     {
+      engine: { smallBlobBytes: 0 },
       tiering: { stripeSize: 65536, workerInterval: '100ms', codeAfter: '1h' },
       flows: { ingestInterval: '200ms', ...flows, workstations: [{ name: 'ws1', source: src, bucket: 'imaging', prefix: 'ws1/', settle: '1s', ...ws }] },
       ...extra,

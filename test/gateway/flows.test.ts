@@ -30,8 +30,10 @@ const SITES = ['hot', 'A', 'B', 'C'];
 
 type Running = Restartable;
 
+// These tests read, count and damage blob files on disk, so every blob is kept
+// as a file (no small-blob store); test/gateway/small-blobs.test.ts covers the store.
 function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, flows: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<Running> {
-  return gatewayWithConfig(t, { tiering: { stripeSize: PIECE, workerInterval: '100ms', codeAfter: '1h' }, flows, ...extra });
+  return gatewayWithConfig(t, { engine: { smallBlobBytes: 0 }, tiering: { stripeSize: PIECE, workerInterval: '100ms', codeAfter: '1h' }, flows, ...extra });
 }
 
 async function api<T>(gw: Gateway, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {

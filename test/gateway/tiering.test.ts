@@ -20,10 +20,12 @@ const exec = promisify(execFile);
 const PIECE = 65536; // stripe = 2 × 64 KiB of object bytes
 const STRIPE = 2 * PIECE;
 
+// These tests read, count and damage blob files on disk, so every blob is kept
+// as a file (no small-blob store); test/gateway/small-blobs.test.ts covers the store.
 async function gatewayWith(t: { teardown(fn: () => Promise<void>): void }, tiering: Record<string, unknown>, args: string[] = []): Promise<{ gw: Gateway; s3: S3Client }> {
   const dir = await tempDir();
   const config = join(dir, 'config.json');
-  await writeFile(config, JSON.stringify({ tiering: { stripeSize: PIECE, workerInterval: '100ms', ...tiering } }));
+  await writeFile(config, JSON.stringify({ engine: { smallBlobBytes: 0 }, tiering: { stripeSize: PIECE, workerInterval: '100ms', ...tiering } }));
   const gw = await startGateway({ dataDir: join(dir, 'data'), args: ['--config', config, ...args] });
   const s3 = s3Client(gw);
   t.teardown(async () => {

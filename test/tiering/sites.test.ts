@@ -40,6 +40,13 @@ t.test('LocalDirSite', async (t) => {
   siteConformance(t, () => LocalDirSite.open('L', join(dir, String(++counter))));
 });
 
+t.test('LocalDirSite with a small-blob store', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  // 128 KiB: the suite's blobs fall on both sides of it.
+  siteConformance(t, () => LocalDirSite.open('L', join(dir, String(++counter)), { smallBlobBytes: 128 * 1024 }));
+});
+
 t.test('MemorySite', async (t) => {
   siteConformance(t, async () => new MemorySite('M'));
 });

@@ -2,6 +2,7 @@
 // Listing is an ordered range scan with seeks over rolled-up prefixes, so a
 // page costs what it returns, never the size of the bucket.
 import { Level } from 'level';
+import { GroupCommit } from '../group-commit.js';
 import { afterPrefix, keys } from './keys.js';
 import type { BucketRecord, IndexesRecord, IssueKind, IssueRecord, IssueState, ObjectRecord, PartRecord, ScrubStateRecord, UploadRecord, WorkstationFileRecord } from './records.js';
 
@@ -103,7 +104,7 @@ export class Namespace {
   /** Entries visited by listings and issue scans (exported as a metric: it proves pages are cheap). */
   entriesScanned = 0;
 
-  private readonly durable: GroupCommit;
+  private readonly durable: GroupCommit<BatchOp>;
 
   private constructor(private readonly db: Level<Buffer, Value>) {
     this.durable = new GroupCommit((ops) => db.batch(ops, { sync: true }));
@@ -307,41 +308,4 @@ function rollUp(key: string, prefix: string, delimiter: string): string | undefi
   if (!key.startsWith(prefix)) return undefined;
   const i = key.indexOf(delimiter, prefix.length);
   return i < 0 ? undefined : key.slice(0, i + delimiter.length);
-}
-
-/**
- * Group commit: durable batches that arrive while one is being written wait
- * and go together in the next, so concurrent writers share one log fsync
- * instead of queueing an fsync each. Every caller's ops stay atomic (they
- * are all in one batch); if a shared batch fails, each is retried alone, so
- * one bad batch fails only its own caller.
- */
-class GroupCommit {
-  private queue: { ops: BatchOp[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private writing = false;
-
-  constructor(private readonly write: (ops: BatchOp[]) => Promise<void>) {}
-
-  commit(ops: BatchOp[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ ops, resolve, reject });
-      if (!this.writing) void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.writing = true;
-    while (this.queue.length > 0) {
-      const group = this.queue;
-      this.queue = [];
-      try {
-        await this.write(group.length === 1 ? group[0]!.ops : group.flatMap((g) => g.ops));
-        for (const g of group) g.resolve();
-      } catch (err) {
-        if (group.length === 1) group[0]!.reject(err);
-        else for (const g of group) await this.write(g.ops).then(g.resolve, g.reject);
-      }
-    }
-    this.writing = false;
-  }
 }

@@ -2,20 +2,22 @@
 // hot tier. Layout under the root:
 //   blobs/<first two hex digits of id>/<id>   committed blobs
 //   tmp/<id>.<nonce>                          writes in progress (cleared at open)
+//   small/                                    blobs up to `smallBlobBytes`, in LevelDB (small-blob-store.ts)
 // A write goes to tmp, is fsynced, renamed into blobs/ and the directory is
-// fsynced, so a crash leaves either no blob or a whole one. A blob that
-// arrives in one write of at most SMALL_BLOB bytes (most files) is kept in
-// memory until commit and written straight to its final name, its fsync and
-// the directory's running together: one round of syncs instead of two. A
-// crash during that commit can leave a partial blob under its final name,
-// but no record points at it (records commit after the blob is durable), so
-// it is an orphan that the FLOWS sweep clears like any other.
+// fsynced, so a crash leaves either no blob or a whole one. A blob of at most
+// SMALL_BLOB bytes (most files) is kept in memory until commit: it goes to
+// the small-blob store when it fits there, else straight to its final name,
+// its fsync and the directory's running together: one round of syncs instead
+// of two. A crash during that commit can leave a partial blob under its
+// final name, but no record points at it (records commit after the blob is
+// durable), so it is an orphan that the FLOWS sweep clears like any other.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Site, type BlobReader, type BlobWriter, type SiteSupports } from './site.js';
+import { SmallBlobStore } from './small-blob-store.js';
 
 // Blob I/O on plain descriptors: a FileHandle costs several times more main-
 // thread time per call, which a small object pays on every hop.
@@ -36,6 +38,11 @@ export interface LocalDirSiteOptions {
    * for a directory that may be a network mount.
    */
   inlineSmallReads?: boolean;
+  /**
+   * Blobs up to this many bytes go to the site's small-blob store instead of
+   * a file each (see the header). Unset or 0: every blob is a file.
+   */
+  smallBlobBytes?: number;
 }
 
 const INLINE_READ_BYTES = 64 * 1024;
@@ -56,6 +63,7 @@ export class LocalDirSite extends Site {
   private readonly blobDir: string;
   private readonly tmpDir: string;
   private readonly dirSyncs = new Map<string, CoalescedSync>();
+  private small: SmallBlobStore | undefined;
 
   private constructor(
     name: string,
@@ -70,6 +78,10 @@ export class LocalDirSite extends Site {
   /** Opens (creating if needed) the site; clears writes left by a crash. */
   static async open(name: string, root: string, opts: LocalDirSiteOptions = {}): Promise<LocalDirSite> {
     const site = new LocalDirSite(name, root, opts);
+    const smallDir = join(root, 'small');
+    // Opened whenever it exists, so the blobs it holds stay readable after the option is turned off.
+    const hasSmall = await access(smallDir).then(() => true, () => false);
+    if ((opts.smallBlobBytes ?? 0) > 0 || hasSmall) site.small = await SmallBlobStore.open(smallDir);
     await rm(site.tmpDir, { recursive: true, force: true });
     await mkdir(site.tmpDir, { recursive: true });
     await Promise.all(
@@ -97,8 +109,9 @@ export class LocalDirSite extends Site {
     let opened: Promise<number> | undefined;
     let open = false; // the descriptor is ours to close (never close a number the kernel may have reused)
     let done = false;
-    // The first write, kept (copied) while it may be the whole blob.
-    let held: Buffer | undefined;
+    // The writes so far, kept (copied) while the blob may still be small.
+    let held: Buffer[] = [];
+    let heldBytes = 0;
     const file = () => {
       if (!opened) {
         tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
@@ -117,15 +130,17 @@ export class LocalDirSite extends Site {
     // From here on the blob goes through the temp file, starting with what was held.
     const spill = async (): Promise<number> => {
       const f = await file();
-      if (held) await writeAll(f, held);
-      held = undefined;
+      for (const b of held) await writeAll(f, b);
+      held = [];
+      heldBytes = 0;
       return f;
     };
     return {
       write: async (chunk) => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
-        if (!opened && held === undefined && chunk.length <= SMALL_BLOB) {
-          held = Buffer.from(chunk);
+        if (!opened && heldBytes + chunk.length <= SMALL_BLOB) {
+          held.push(Buffer.from(chunk));
+          heldBytes += chunk.length;
           return;
         }
         await writeAll(await spill(), chunk);
@@ -133,10 +148,18 @@ export class LocalDirSite extends Site {
       commit: async () => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
         if (!opened) {
-          try {
-            await this.writeWhole(finalPath, held ?? Buffer.alloc(0));
+          const data = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
+          if (this.small && heldBytes <= (this.opts.smallBlobBytes ?? 0)) {
+            await this.storeOrGone().put(id, data);
             done = true;
-            held = undefined;
+            held = [];
+            return;
+          }
+          try {
+            await this.writeWhole(finalPath, data);
+            await this.dropSmallCopy(id);
+            done = true;
+            held = [];
             return;
           } catch (err) {
             // A repair rewrites a blob that is there but bad: replace it through tmp and rename.
@@ -148,9 +171,10 @@ export class LocalDirSite extends Site {
         await rename(tmpPath, finalPath);
         done = true;
         await this.syncDir(dirname(finalPath));
+        await this.dropSmallCopy(id);
       },
       abort: async () => {
-        held = undefined;
+        held = [];
         if (done) return;
         done = true;
         if (!opened) return;
@@ -159,6 +183,27 @@ export class LocalDirSite extends Site {
         await unlink(tmpPath).catch(() => undefined);
       },
     };
+  }
+
+  /**
+   * A blob is in the small-blob store or a file, never both: the store is read
+   * first, so a copy left there from a larger `smallBlobBytes` (now written
+   * again as a file, a repair) must go, durably, before the file is trusted.
+   */
+  private async dropSmallCopy(id: string): Promise<void> {
+    const store = this.store();
+    if (store && (await store.get(id, false)) !== undefined) await store.del(id, true);
+  }
+
+  /** The small-blob store, unless its directory has gone from under us (see SmallBlobStore.inPlace). */
+  private store(): SmallBlobStore | undefined {
+    return this.small?.inPlace() ? this.small : undefined;
+  }
+
+  private storeOrGone(): SmallBlobStore {
+    const store = this.store();
+    if (!store) throw Object.assign(new Error(`site ${this.name}: ${join(this.root, 'small')} is gone or was replaced since the site opened`), { code: 'ENOENT' });
+    return store;
   }
 
   /** A small blob straight to its final name; the directory is synced while the bytes are. */
@@ -180,6 +225,8 @@ export class LocalDirSite extends Site {
   protected async _open(id: string): Promise<BlobReader | undefined> {
     const path = this.pathOf(id);
     const inline = this.opts.inlineSmallReads === true;
+    const small = await this.store()?.get(id, inline);
+    if (small) return bufferReader(small);
     let f: number;
     try {
       f = inline ? fs.openSync(path, 'r') : await fd.open(path, 'r');
@@ -210,12 +257,17 @@ export class LocalDirSite extends Site {
   }
 
   protected async _delete(id: string): Promise<void> {
-    await unlink(this.pathOf(id)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await Promise.all([
+      this.store()?.del(id),
+      unlink(this.pathOf(id)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      }),
+    ]);
   }
 
   protected async _stat(id: string): Promise<{ size: number } | undefined> {
+    const small = await this.store()?.get(id, false);
+    if (small) return { size: small.length };
     try {
       return { size: (await stat(this.pathOf(id))).size };
     } catch (err) {
@@ -225,6 +277,8 @@ export class LocalDirSite extends Site {
   }
 
   protected async *_list(): AsyncIterable<string> {
+    const store = this.store();
+    if (store) yield* store.ids();
     for (const shard of (await readdir(this.blobDir)).sort()) {
       for (const name of await readdir(join(this.blobDir, shard))) yield name;
     }
@@ -259,7 +313,23 @@ export class LocalDirSite extends Site {
     return { total: (s.blocks - s.bfree + s.bavail) * s.bsize, free: s.bavail * s.bsize };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.small?.close();
+    this.small = undefined;
+  }
+}
+
+/** A reader over a blob already in memory (from the small-blob store). */
+function bufferReader(data: Buffer): BlobReader {
+  return {
+    read: async (offset, length, into) => {
+      const part = data.subarray(offset, offset + length);
+      if (!into) return part;
+      part.copy(into);
+      return into.subarray(0, part.length);
+    },
+    close: async () => {},
+  };
 }
 
 /**

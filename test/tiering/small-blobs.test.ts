@@ -1,0 +1,117 @@
+// A local site's small-blob store, on a real directory: blobs up to the limit
+// go there and not to files; it keeps them across a reopen and after the
+// option is turned off; a blob written again as a file (a repair after the
+// limit was lowered) replaces the store's copy.
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { LocalDirSite, type Site } from '../../tiering/index.js';
+import { removeDir, tempDir } from '../helpers/gateway.js';
+
+const LIMIT = 64 * 1024;
+const newBlobId = () => randomBytes(16).toString('hex');
+
+async function put(site: Site, id: string, data: Buffer, chunk = data.length || 1): Promise<void> {
+  const w = site.createWriter(id);
+  for (let off = 0; off < data.length; off += chunk) await w.write(data.subarray(off, off + chunk));
+  await w.commit();
+}
+
+async function readAll(site: Site, id: string): Promise<Buffer | undefined> {
+  const r = await site.open(id);
+  if (!r) return undefined;
+  try {
+    return await r.read(0, 4 << 20);
+  } finally {
+    await r.close();
+  }
+}
+
+/** Blob ids kept as files under blobs/. */
+async function files(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const shard of await readdir(join(root, 'blobs'))) out.push(...(await readdir(join(root, 'blobs', shard))));
+  return out.sort();
+}
+
+async function listed(site: Site): Promise<string[]> {
+  const out: string[] = [];
+  for await (const id of site.list()) out.push(id);
+  return out.sort();
+}
+
+t.test('blobs up to the limit go to the store, larger ones to files; all read, stat and list alike', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const site = await LocalDirSite.open('S', dir, { smallBlobBytes: LIMIT });
+  t.teardown(() => site.close());
+  const blobs = new Map([
+    ['empty', Buffer.alloc(0)],
+    ['small', randomBytes(4096)],
+    ['at limit, in pieces', randomBytes(LIMIT)],
+    ['one past', randomBytes(LIMIT + 1)],
+    ['large', randomBytes(3 << 20)],
+  ]);
+  const ids = new Map<string, string>();
+  for (const [name, data] of blobs) {
+    const id = newBlobId();
+    ids.set(name, id);
+    await put(site, id, data, name === 'at limit, in pieces' ? 10_000 : name === 'large' ? 1 << 20 : data.length || 1);
+  }
+  t.same(await files(dir), [ids.get('one past'), ids.get('large')].sort(), 'only the blobs past the limit are files');
+  t.same(await listed(site), [...ids.values()].sort(), 'every blob is listed once');
+  for (const [name, data] of blobs) {
+    const id = ids.get(name)!;
+    t.ok((await readAll(site, id))?.equals(data), `${name}: reads back byte-identical`);
+    t.same(await site.stat(id), { size: data.length }, `${name}: stat gives its size`);
+  }
+  const r = (await site.open(ids.get('small')!))!;
+  const into = Buffer.alloc(100);
+  t.ok((await r.read(4000, 100, into)).equals(blobs.get('small')!.subarray(4000)), 'a ranged read into a buffer stops at the end');
+  await r.close();
+
+  await site.delete(ids.get('small')!);
+  await site.delete(ids.get('one past')!);
+  t.equal(await site.open(ids.get('small')!), undefined, 'a deleted small blob is gone');
+  t.equal(await site.stat(ids.get('one past')!), undefined, 'a deleted file blob is gone');
+  t.equal((await listed(site)).length, 3, 'the other three remain listed');
+});
+
+t.test('the store keeps its blobs across a reopen, and after the option is turned off', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  let site = await LocalDirSite.open('S', dir, { smallBlobBytes: LIMIT });
+  const blobs = Array.from({ length: 50 }, () => ({ id: newBlobId(), data: randomBytes(1 + Math.floor(Math.random() * LIMIT)) }));
+  await Promise.all(blobs.map((b) => put(site, b.id, b.data)));
+  await site.close();
+
+  site = await LocalDirSite.open('S', dir);
+  t.teardown(() => site.close());
+  let same = 0;
+  for (const b of blobs) if ((await readAll(site, b.id))?.equals(b.data)) same++;
+  t.equal(same, blobs.length, 'every blob reads back after reopening without the option');
+  const fresh = { id: newBlobId(), data: randomBytes(1000) };
+  await put(site, fresh.id, fresh.data);
+  t.same(await files(dir), [fresh.id], 'new small blobs are files again');
+
+  // A repair rewrites a store blob as a file now: the file's bytes win and the stored copy goes.
+  const repaired = randomBytes(blobs[0]!.data.length);
+  await put(site, blobs[0]!.id, repaired);
+  t.ok((await readAll(site, blobs[0]!.id))?.equals(repaired), 'the rewritten blob reads its new bytes');
+  t.equal((await listed(site)).filter((id) => id === blobs[0]!.id).length, 1, 'and is listed once');
+});
+
+t.test('concurrent small writes each read back what they wrote', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const site = await LocalDirSite.open('S', dir, { smallBlobBytes: LIMIT });
+  t.teardown(() => site.close());
+  const content = (id: string) => createHash('sha256').update(id).digest().toString('hex').repeat(64);
+  const ids = Array.from({ length: 500 }, () => newBlobId());
+  await Promise.all(ids.map((id) => put(site, id, Buffer.from(content(id)))));
+  let same = 0;
+  for (const id of ids) if ((await readAll(site, id))?.toString() === content(id)) same++;
+  t.equal(same, ids.length, '500 concurrent writes, each read back byte-identical');
+  t.same(await files(dir), [], 'none became a file');
+});
