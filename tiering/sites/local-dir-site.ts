@@ -150,7 +150,7 @@ export class LocalDirSite extends Site {
         if (!opened) {
           const data = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
           if (this.small && heldBytes <= (this.opts.smallBlobBytes ?? 0)) {
-            await this.storeOrGone().put(id, data);
+            await this.small.put(id, data);
             done = true;
             held = [];
             return;
@@ -191,19 +191,7 @@ export class LocalDirSite extends Site {
    * again as a file, a repair) must go, durably, before the file is trusted.
    */
   private async dropSmallCopy(id: string): Promise<void> {
-    const store = this.store();
-    if (store && (await store.get(id, false)) !== undefined) await store.del(id, true);
-  }
-
-  /** The small-blob store, unless its directory has gone from under us (see SmallBlobStore.inPlace). */
-  private store(): SmallBlobStore | undefined {
-    return this.small?.inPlace() ? this.small : undefined;
-  }
-
-  private storeOrGone(): SmallBlobStore {
-    const store = this.store();
-    if (!store) throw Object.assign(new Error(`site ${this.name}: ${join(this.root, 'small')} is gone or was replaced since the site opened`), { code: 'ENOENT' });
-    return store;
+    if (this.small && (await this.small.get(id, false)) !== undefined) await this.small.del(id, true);
   }
 
   /** A small blob straight to its final name; the directory is synced while the bytes are. */
@@ -225,7 +213,7 @@ export class LocalDirSite extends Site {
   protected async _open(id: string): Promise<BlobReader | undefined> {
     const path = this.pathOf(id);
     const inline = this.opts.inlineSmallReads === true;
-    const small = await this.store()?.get(id, inline);
+    const small = await this.small?.get(id, inline);
     if (small) return bufferReader(small);
     let f: number;
     try {
@@ -258,7 +246,7 @@ export class LocalDirSite extends Site {
 
   protected async _delete(id: string): Promise<void> {
     await Promise.all([
-      this.store()?.del(id),
+      this.small?.del(id),
       unlink(this.pathOf(id)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       }),
@@ -266,7 +254,7 @@ export class LocalDirSite extends Site {
   }
 
   protected async _stat(id: string): Promise<{ size: number } | undefined> {
-    const small = await this.store()?.get(id, false);
+    const small = await this.small?.get(id, false);
     if (small) return { size: small.length };
     try {
       return { size: (await stat(this.pathOf(id))).size };
@@ -277,8 +265,7 @@ export class LocalDirSite extends Site {
   }
 
   protected async *_list(): AsyncIterable<string> {
-    const store = this.store();
-    if (store) yield* store.ids();
+    if (this.small) yield* this.small.ids();
     for (const shard of (await readdir(this.blobDir)).sort()) {
       for (const name of await readdir(join(this.blobDir, shard))) yield name;
     }

@@ -18,11 +18,15 @@ export class SmallBlobStore {
     private readonly path: string,
     private readonly identity: string,
   ) {
-    this.durable = new GroupCommit((ops) => db.batch(ops, { sync: true }));
+    this.durable = new GroupCommit((ops) => {
+      if (!this.inPlace()) throw Object.assign(new Error(`${this.path} is gone or was replaced since it was opened`), { code: 'ENOENT' });
+      return db.batch(ops, { sync: true });
+    });
   }
 
   static async open(path: string): Promise<SmallBlobStore> {
-    const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    // No compression: a museum's files (images, scans, archives) are compressed already.
+    const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', compression: false });
     await db.open();
     return new SmallBlobStore(db, path, identityOf(path)!);
   }
@@ -30,14 +34,16 @@ export class SmallBlobStore {
   /**
    * True while the store's directory is the one opened. LevelDB keeps its
    * files open, so a site directory removed, moved or replaced under a
-   * running gateway would go on taking writes and serving reads from files
-   * no one can see; a site's files fail then, and so must its store.
+   * running gateway would go on taking writes into files no one can see; a
+   * site's files fail then, and so must its durable writes (checked once per
+   * group). Reads need no check: what they serve is verified against its
+   * checksums either way.
    */
-  inPlace(): boolean {
+  private inPlace(): boolean {
     return identityOf(this.path) === this.identity;
   }
 
-  /** Resolves once the blob is durable. */
+  /** Resolves once the blob is durable; fails if the store's directory has gone (see inPlace). */
   put(id: string, data: Buffer): Promise<void> {
     return this.durable.commit([{ type: 'put', key: id, value: data }]);
   }
