@@ -25,8 +25,10 @@ export class SmallBlobStore {
   }
 
   static async open(path: string): Promise<SmallBlobStore> {
-    // No compression: a museum's files (images, scans, archives) are compressed already.
-    const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', compression: false });
+    // No compression: a museum's files (images, scans, archives) are compressed
+    // already. Larger memtables than LevelDB's 4 MiB: values are kilobytes, not
+    // bytes, and fewer, larger level-0 tables mean less compaction.
+    const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', compression: false, writeBufferSize: 16 << 20 });
     await db.open();
     return new SmallBlobStore(db, path, identityOf(path)!);
   }
