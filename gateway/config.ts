@@ -273,7 +273,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     { name: 'C', type: 'local' },
   ],
   replication: { replicas: 2, minReplicas: 2 },
-  engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20, smallBlobBytes: 64 * 1024 },
+  engine: { blockSize: 1 << 20, maxObjectSize: 5 * 2 ** 40, minPartSize: 5 * 2 ** 20, smallBlobBytes: 16 * 1024 },
   tiering: {
     codeAfter: '15m',
     stubAfter: '30d',

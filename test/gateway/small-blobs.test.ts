@@ -12,7 +12,7 @@ import { LocalDirSite, type PassSummary } from '../../tiering/index.js';
 import { gatewayWithConfig, type Gateway } from '../helpers/gateway.js';
 import { basicAuth, blobsOn } from '../helpers/tiers.js';
 
-const SMALL = 64 * 1024; // the embedded default's smallBlobBytes
+const SMALL = 16 * 1024; // the embedded default's smallBlobBytes
 
 async function scrub(gw: Gateway): Promise<PassSummary> {
   const res = await fetch(`${gw.adminUrl}/flows/scrub`, { method: 'POST', headers: { authorization: basicAuth, 'content-type': 'application/json' }, body: '{}' });
