@@ -10,9 +10,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { IssueRecord } from '../../tiering/index.js';
-import { gatewayWithConfig, removeDir, tempDir, type Gateway } from '../helpers/gateway.js';
+import { gatewayWithConfig, smallFilesystem, type Gateway } from '../helpers/gateway.js';
 import { basicAuth, tierOf, waitFor } from '../helpers/tiers.js';
 
 const exec = promisify(execFile);
@@ -24,23 +24,6 @@ async function quotaIssues(gw: Gateway, state?: string): Promise<IssueRecord[]> 
 
 async function siteIssue(gw: Gateway, site: string): Promise<IssueRecord | undefined> {
   return (await quotaIssues(gw)).find((i) => i.site === site);
-}
-
-/** An 8 MiB tmpfs for a site to fill, unmounted at teardown; undefined (the test skipped) where mounting needs root. */
-async function smallFilesystem(t: Test): Promise<string | undefined> {
-  const dir = await tempDir('valentine-tmpfs-');
-  try {
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
-  } catch (err) {
-    await removeDir(dir);
-    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
-    return undefined;
-  }
-  t.teardown(async () => {
-    await exec('umount', ['-l', dir]).catch(() => undefined);
-    await removeDir(dir);
-  });
-  return dir;
 }
 
 t.test('a threshold below what the disks use raises one quota issue per local site and the hot tier; a sane one resolves them', async (t) => {

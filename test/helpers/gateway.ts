@@ -1,11 +1,12 @@
 // Starts a real gateway process (the built `valentine serve`) on loopback
 // ports chosen by the OS, and the clients tests drive it with.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -127,4 +128,21 @@ export async function gatewayWithConfig(t: { teardown(fn: () => Promise<void>): 
     await removeDir(root);
   });
   return r;
+}
+
+/** An 8 MiB tmpfs for a site to fill, unmounted at teardown; undefined (the test skipped) where mounting needs root. */
+export async function smallFilesystem(t: { comment(msg: string): void; teardown(fn: () => Promise<void>): void }): Promise<string | undefined> {
+  const dir = await tempDir('valentine-tmpfs-');
+  try {
+    await promisify(execFile)('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
+  } catch (err) {
+    await removeDir(dir);
+    t.comment(`skipped: cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  t.teardown(async () => {
+    await promisify(execFile)('umount', ['-l', dir]).catch(() => undefined);
+    await removeDir(dir);
+  });
+  return dir;
 }

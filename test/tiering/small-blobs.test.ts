@@ -1,13 +1,14 @@
 // A local site's small-blob store, on a real directory: blobs up to the limit
 // go there and not to files; it keeps them across a reopen and after the
 // option is turned off; a blob written again as a file (a repair after the
-// limit was lowered) replaces the store's copy.
+// limit was lowered) replaces the store's copy; a full disk fails a small
+// write with ENOSPC, and the store takes writes again once there is room.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { LocalDirSite, type Site } from '../../tiering/index.js';
-import { removeDir, tempDir } from '../helpers/gateway.js';
+import { removeDir, smallFilesystem, tempDir } from '../helpers/gateway.js';
 
 const LIMIT = 64 * 1024;
 const newBlobId = () => randomBytes(16).toString('hex');
@@ -114,4 +115,29 @@ t.test('concurrent small writes each read back what they wrote', async (t) => {
   for (const id of ids) if ((await readAll(site, id))?.toString() === content(id)) same++;
   t.equal(same, ids.length, '500 concurrent writes, each read back byte-identical');
   t.same(await files(dir), [], 'none became a file');
+});
+
+t.test('a full filesystem fails a small write with ENOSPC, reported; freed space and the store writes again', async (t) => {
+  const dir = await smallFilesystem(t);
+  if (dir === undefined) return;
+  const site = await LocalDirSite.open('S', join(dir, 'site'), { smallBlobBytes: LIMIT });
+  t.teardown(() => site.close());
+  const failures: string[] = [];
+  site.onWriteFailure((err) => failures.push((err as NodeJS.ErrnoException).code ?? 'none'));
+  const before = { id: newBlobId(), data: randomBytes(1000) };
+  await put(site, before.id, before.data);
+  const filler = join(dir, 'filler');
+  await writeFile(filler, Buffer.alloc(0));
+  for (;;) {
+    const more = await appendFile(filler, randomBytes(256 * 1024)).then(() => true, () => false);
+    if (!more) break;
+  }
+  const err = await put(site, newBlobId(), randomBytes(4096)).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  t.equal(err?.code, 'ENOSPC', 'the write fails with ENOSPC');
+  t.same(failures, ['ENOSPC'], 'and the site reports it as such');
+  await rm(filler);
+  const after = { id: newBlobId(), data: randomBytes(4096) };
+  await put(site, after.id, after.data);
+  t.ok((await readAll(site, after.id))?.equals(after.data), 'with room again, a small write succeeds, no reopen needed');
+  t.ok((await readAll(site, before.id))?.equals(before.data), 'what was there before is intact');
 });

@@ -20,7 +20,10 @@ export class SmallBlobStore {
   ) {
     this.durable = new GroupCommit((ops) => {
       if (!this.inPlace()) throw Object.assign(new Error(`${this.path} is gone or was replaced since it was opened`), { code: 'ENOENT' });
-      return db.batch(ops, { sync: true });
+      return db.batch(ops, { sync: true }).catch((err: Error) => {
+        // LevelDB reports a full disk as a generic I/O error; a site's full disk must read as one (FLOWS raises a quota issue).
+        throw /No space left on device/.test(err.message) ? Object.assign(err, { code: 'ENOSPC' }) : err;
+      });
     });
   }
 
