@@ -93,7 +93,9 @@ t.test('SIGKILL during a stream of small PUTs: every acknowledged object reads b
     }
   };
   const writers = Array.from({ length: 16 }, (_, w) => writer(w));
-  while (acked.length < 200) await new Promise((r) => setTimeout(r, 20));
+  const deadline = Date.now() + 30_000;
+  while (acked.length < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.ok(acked.length >= 200, `${acked.length} small PUTs acknowledged before the kill`);
   const ackedAtKill = acked.length;
   stop = true;
   await gw.kill();
