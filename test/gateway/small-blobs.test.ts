@@ -2,7 +2,8 @@
 // their copies live in each local site's small-blob store (LevelDB), not as
 // files; a copy deleted or damaged inside a store is found by the scrub and
 // rebuilt; a site directory moved away under the running gateway stops
-// taking small writes instead of filling files no one can see.
+// taking small writes instead of filling files no one can see; coded and
+// stubbed, their shards live in the stores too and recall reads them back.
 import { randomBytes } from 'node:crypto';
 import { access, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import t from 'tap';
 import { LocalDirSite, type PassSummary } from '../../tiering/index.js';
 import { gatewayWithConfig, type Gateway } from '../helpers/gateway.js';
-import { basicAuth, blobsOn } from '../helpers/tiers.js';
+import { basicAuth, blobsOn, forceTier, tierOf } from '../helpers/tiers.js';
 
 const SMALL = 16 * 1024; // the embedded default's smallBlobBytes
 
@@ -92,4 +93,21 @@ t.test('a site directory moved away while running takes no small writes; its cop
   t.equal(pass.repaired, 1, 'rebuilt');
   t.equal((await scrub(r.gw)).problems, 0, 'then all whole');
   t.ok((await getBytes(r.s3, 'away', 'during')).equals(body), 'reads back');
+});
+
+t.test('small objects coded and stubbed: shards in the stores, no files; a read recalls them whole', async (t) => {
+  const r = await gatewayWithConfig(t, { tiering: { codeAfter: '1h' } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'cold' }));
+  const bodies = [randomBytes(1), randomBytes(5000), randomBytes(SMALL)];
+  for (const [i, body] of bodies.entries()) await r.s3.send(new PutObjectCommand({ Bucket: 'cold', Key: `k${i}`, Body: body }));
+  t.equal((await forceTier(r.gw, 'stub', 'cold')).body.changed, 3, 'all three coded and stubbed');
+  for (const site of ['hot', 'A', 'B', 'C']) t.same(await blobsOn(r.gw.dataDir, site), [], `${site}: no blob files`);
+  await r.gw.stop();
+  for (const site of ['A', 'B', 'C']) t.equal((await storedBlobs(r.gw.dataDir, site)).size, 3, `site ${site}: one shard of each in its store`);
+  await r.restart();
+  for (const [i, body] of bodies.entries()) {
+    t.equal(await tierOf(r.gw, 'cold', `k${i}`), 'stub');
+    t.ok((await getBytes(r.s3, 'cold', `k${i}`)).equals(body), `k${i}: read from its shards byte-identical`);
+  }
+  t.equal((await scrub(r.gw)).problems, 0, 'a pass finds every shard whole');
 });
