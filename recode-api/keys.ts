@@ -11,7 +11,10 @@
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
 //   X \0 <downloadId>                                       download event
-//   C \0 <inst> \0 <coll> \0 <cat>                          per-record download count
+//   C \0 <inst> \0 <coll> \0 <cat> \0 <download>            a record's download count entry (append-only: one per download that
+//                                                           exported it, value "1"; the count is the sum of the record's entries,
+//                                                           which also takes in the single entry without <download> that stores
+//                                                           kept before, value: the count then)
 //   N \0 <inst> \0 <coll>                                   records in a collection
 //   S \0 schema                                             the collection schema in force
 
@@ -98,7 +101,19 @@ export const keys = {
 
   event: (eventId: string) => build('E', eventId),
   download: (downloadId: string) => build('X', downloadId),
-  downloadCount: (id: RecordId) => idKey('C', id),
+  /**
+   * The builder of one download's count entries, one per record: `download`
+   * is the download event's id (a UUID), written in 22 characters, once.
+   */
+  downloadCount: (download: string) => {
+    const tag = Buffer.from(download.replaceAll('-', ''), 'hex').toString('base64url');
+    return (id: RecordId) => Buffer.from(`C\0${id[0]}\0${id[1]}\0${id[2]}\0${tag}`, 'utf8');
+  },
+  /** Every count entry of a record, the one without a download included. */
+  downloadCounts: (id: RecordId) => {
+    const k = idKey('C', id);
+    return { gte: k, lt: Buffer.concat([k, Buffer.of(SEP + 1)]) };
+  },
   collectionCount: (inst: string, coll: string) => build('N', inst, coll),
   collectionCounts: () => under(Buffer.from('N', 'latin1')),
   schema: () => build('S', 'schema'),

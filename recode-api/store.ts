@@ -115,7 +115,6 @@ export type UpsertOutcome = 'created' | 'updated' | 'unchanged';
 
 export class RecodeStore {
   private lock: Promise<unknown> = Promise.resolve();
-  private countLock: Promise<unknown> = Promise.resolve();
   /** Live (not deleted) records per collection, "inst\0coll" → n; authoritative under the write lock. */
   private readonly counts = new Map<string, number>();
   private current: CollectionSchema;
@@ -373,22 +372,26 @@ export class RecodeStore {
     return parsed(await this.db.get(keys.download(id)));
   }
 
-  /** Count one download for each record. Counts are statistics: batched, not synced. */
-  countDownloads(ids: RecordId[]): Promise<void> {
-    const run = this.countLock.then(async () => {
-      const ks = ids.map(keys.downloadCount);
-      const now = await this.db.getMany(ks);
-      // A chained batch: abstract-level's array batch copies and re-checks every operation first.
-      const batch = this.db.batch();
-      ks.forEach((key, i) => batch.put(key, String(Number(now[i] ?? 0) + 1)));
-      await batch.write();
-    });
-    this.countLock = run.catch(() => {});
-    return run;
+  /**
+   * Count download `download` once for each record: one new entry per record,
+   * nothing read (see keys.ts). An entry is keyed by its download, so writing
+   * it twice still counts once and concurrent downloads never touch the same
+   * key. Not synced: the download event's synced finish makes them durable
+   * (LevelDB's log is written in order).
+   */
+  async countDownloads(download: string, ids: RecordId[]): Promise<void> {
+    // A chained batch: abstract-level's array batch copies and re-checks every operation first.
+    const batch = this.db.batch();
+    const key = keys.downloadCount(download);
+    for (const id of ids) batch.put(key(id), '1');
+    await batch.write();
   }
 
+  /** How many downloads exported the record: the sum of its count entries. */
   async downloadCount(id: RecordId): Promise<number> {
-    return Number((await this.db.get(keys.downloadCount(id))) ?? 0);
+    let n = 0;
+    for await (const v of this.db.values(keys.downloadCounts(id))) n += Number(v);
+    return n;
   }
 
   // ---------------------------------------------------------------------------

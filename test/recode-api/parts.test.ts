@@ -1,9 +1,9 @@
 // The pieces under the API, each checked against an independent reference:
 // the error catalogue, CSV both ways, Darwin Core dates, the sortable number
-// encoding the indexes use, the export's NDJSON line writer, and the zip
-// writer read back by the real unzip.
+// encoding the indexes use, the export's NDJSON line writer, the zip
+// writer read back by the real unzip, and the store's download counts.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,8 @@ import { RECODE_ERRORS } from '../../recode-api/errors.js';
 import { decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
 import { zip } from '../../recode-api/export/zip.js';
 import { dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
+import { Level } from 'level';
+import { RecodeStore } from '../../recode-api/store.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
 import { rng } from './helpers.js';
 
@@ -137,4 +139,26 @@ t.test('zip writer: more than 65,535 entries switch to Zip64 end records, and un
   t.match((await run('unzip', ['-t', file], { maxBuffer: 64 << 20 })).stdout, /No errors detected/);
   t.equal((await run('unzip', ['-Z1', file], { maxBuffer: 64 << 20 })).stdout.trim().split('\n').length, n, 'every entry listed');
   t.equal((await run('unzip', ['-p', file, `e${n - 1}.txt`])).stdout, String(n - 1), 'the last entry reads back');
+});
+
+t.test('download counts: one entry per download and record, summed on read; the older single count entry still counts', async (t) => {
+  const dir = await tempDir('valentine-recode-counts-');
+  t.teardown(() => removeDir(dir));
+  // A store written before count entries were per download: one entry per record, its value the count.
+  const old = new Level<string, string>(dir);
+  await old.put('C\0NHM\0ENT\0A-1', '5');
+  await old.close();
+  const store = await RecodeStore.open(dir);
+  t.teardown(() => store.close());
+  const a = ['NHM', 'ENT', 'A-1'] as const;
+  const b = ['NHM', 'ENT', 'A-10'] as const; // shares a's key as a prefix: must not count into a
+  t.equal(await store.downloadCount(a), 5);
+  const d1 = randomUUID();
+  const d2 = randomUUID();
+  await Promise.all([store.countDownloads(d1, [a, b]), store.countDownloads(d2, [a])]);
+  t.equal(await store.downloadCount(a), 7, 'each download counts once, concurrent ones too');
+  t.equal(await store.downloadCount(b), 1);
+  await store.countDownloads(d1, [a]);
+  t.equal(await store.downloadCount(a), 7, 'writing a download\'s entry again (a retried batch) does not count it twice');
+  t.equal(await store.downloadCount(['NHM', 'ENT', 'A']), 0, 'a record whose id is a prefix of counted ones has none');
 });
