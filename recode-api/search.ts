@@ -169,8 +169,13 @@ function visit(key: Buffer, id: RecordId, text: string | undefined, q: SearchQue
   return matches(rec, q) ? { key, id, match: new Match(id, text, rec) } : { key, id };
 }
 
-/** Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record). */
-export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit[]> {
+/**
+ * Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record).
+ * An index walk reads its keys `chunk` at a time and their records `reads` at a time, the next part's read started
+ * before this part is checked: a page that other filters thin out reads few records past its last match, and its
+ * reads (LevelDB's threads) overlap its checks (the main thread).
+ */
+export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256, reads = chunk): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   const liveIsMatch = p.liveIsMatch === true;
   if (p.walk === 'records') {
@@ -179,14 +184,28 @@ export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, f
   }
   for await (const got of store.keyChunks(range, chunk)) {
     const ids = got.map(keys.indexRecordOf);
-    const texts = await store.getManyText(ids);
-    yield got.map((key, i) => visit(key, ids[i]!, texts[i], q, false));
+    const read = (i: number) => {
+      const texts = store.getManyText(ids.slice(i, i + reads));
+      texts.catch(() => {}); // awaited below, unless the caller stops first
+      return texts;
+    };
+    const inFlight = [];
+    for (let i = 0; i < got.length && inFlight.length < READS_AHEAD; i += reads) inFlight.push(read(i));
+    for (let i = 0; i < got.length; i += reads) {
+      const texts = await inFlight.shift()!;
+      const ahead = i + READS_AHEAD * reads;
+      if (ahead < got.length) inFlight.push(read(ahead));
+      yield texts.map((text, j) => visit(got[i + j]!, ids[i + j]!, text, q, false));
+    }
   }
 }
 
+/** Two parts in flight: a page's reads overlap each other (LevelDB reads each on a thread of its own) and its checks. */
+const READS_AHEAD = 2;
+
 /** The same walk, one entry at a time. */
-export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256): AsyncGenerator<Visit> {
-  for await (const visits of walkChunks(store, q, p, from, chunk)) yield* visits;
+export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256, reads = chunk): AsyncGenerator<Visit> {
+  for await (const visits of walkChunks(store, q, p, from, chunk, reads)) yield* visits;
 }
 
 /** Every match of `q`, in order, a chunk at a time (exports: no per-record async step, never more than a chunk held). */
@@ -232,6 +251,12 @@ export interface Page {
   scanned: number;
 }
 
+/**
+ * Records a sparse page reads at a time. Small parts: a page that fills reads at most READS_AHEAD parts it does
+ * not check (a page of 100 where 1 in 6 records match, as in the bench's exact + range query, reads ~770, not 1,000).
+ */
+const PAGE_READS = 64;
+
 /** One page: up to `limit` matches, visiting at most `budget` entries. */
 export async function page(store: RecodeStore, q: SearchQuery, limit: number, cursor: string | undefined, budget = 20_000): Promise<Page> {
   const p = plan(q);
@@ -253,7 +278,7 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
   // A driving range that is the whole answer is read a page at a time; one that other filters thin out, in larger steps (fewer trips to LevelDB).
   const dense = p.covered || (p.walk === 'records' && q.filters.length === 0);
   const chunk = dense ? Math.min(limit + 1, 256) : 1000;
-  for await (const v of walk(store, q, p, from, chunk)) {
+  for await (const v of walk(store, q, p, from, chunk, dense ? chunk : PAGE_READS)) {
     if (items.length === limit || scanned === budget) {
       more = true;
       break;
