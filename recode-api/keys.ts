@@ -70,7 +70,8 @@ export const keys = {
   record: (id: RecordId) => idKey('R', id),
   /** Records of one institution, one collection, or all (fewer parts). */
   records: (...scope: string[]) => (scope.length === 0 ? under(Buffer.from('R', 'latin1')) : under(build('R', ...scope))),
-  recordIdOf: (k: Buffer): RecordId => splitKey(k) as unknown as RecordId,
+  /** The id in a record key, given as text (store.recordChunks). */
+  recordIdOf: (k: string): RecordId => k.slice(2).split('\0') as unknown as RecordId,
 
   // Written out rather than through build(): an import makes up to ten of these per record.
   index: (field: string, value: string, id: RecordId) => Buffer.from(`I\0${code(field)}\0${value}\0${id[0]}\0${id[1]}\0${id[2]}`, 'utf8'),

@@ -57,9 +57,8 @@ export function decodeRecord(text: string): StoredRecord {
  * (loan) have no key of that name.
  */
 export function isDeletedText(text: string): boolean {
-  const data = text.indexOf(',"data":');
-  const del = text.indexOf(',"deleted":{');
-  return del >= 0 && del < data;
+  // Looked for backwards from `data`: only the short part before it is read.
+  return text.lastIndexOf(',"deleted":{', text.indexOf(',"data":')) >= 0;
 }
 
 /** What a row of fields needs from a record (CSV, Darwin Core Archive). */

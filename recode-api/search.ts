@@ -154,15 +154,15 @@ export class Match {
 }
 
 export interface Visit {
-  /** The driving key just visited: where a cursor resumes. */
-  key: Buffer;
+  /** The driving key just visited, where a cursor resumes: a record walk's as text (store.recordChunks), an index walk's as bytes. */
+  key: Buffer | string;
   id: RecordId;
   /** Set when the record matches. */
   match?: Match;
 }
 
 /** The visit of one record, a match if it is one. */
-function visit(key: Buffer, id: RecordId, text: string | undefined, q: SearchQuery, liveIsMatch: boolean): Visit {
+function visit(key: Buffer | string, id: RecordId, text: string | undefined, q: SearchQuery, liveIsMatch: boolean): Visit {
   if (text === undefined) return { key, id };
   if (liveIsMatch) return isDeletedText(text) ? { key, id } : { key, id, match: new Match(id, text) };
   const rec = decodeRecord(text);
@@ -273,7 +273,7 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
   }
   const items: Page['items'] = [];
   let scanned = 0;
-  let last: Buffer | undefined;
+  let last: Buffer | string | undefined;
   let more = false;
   // A driving range that is the whole answer is read a page at a time; one that other filters thin out, in larger steps (fewer trips to LevelDB).
   const dense = p.covered || (p.walk === 'records' && q.filters.length === 0);
@@ -287,6 +287,6 @@ export async function page(store: RecodeStore, q: SearchQuery, limit: number, cu
     last = v.key;
     if (v.match) items.push(v.match);
   }
-  const next = more && last ? Buffer.from(JSON.stringify({ p: p.name, k: last.toString('hex') })).toString('base64url') : undefined;
+  const next = more && last ? Buffer.from(JSON.stringify({ p: p.name, k: Buffer.from(last).toString('hex') })).toString('base64url') : undefined;
   return { items, scanned, ...(next && { next }) };
 }
