@@ -76,6 +76,94 @@ export function decodeFields(text: string): RecordFields {
   return { data: JSON.parse(text.slice(data + 8, media)) as StoredRecord['data'], media: JSON.parse(text.slice(media + 9, -1)) as StoredRecord['media'] };
 }
 
+/**
+ * Reads chosen top-level fields of records' data as the JSON text of their
+ * values, from the stored text without parsing it (a CSV row needs only the
+ * values' text; a parse would build every object and string first). The
+ * stored text is JSON.stringify's output, so a value's text is how
+ * JSON.stringify writes that value again. Records of one import store their
+ * fields in one order: the reader remembers the order of the last record and
+ * checks a name against the one expected in place before it builds it.
+ */
+export class DataFieldReader {
+  private readonly column: Map<string, number>;
+  /** The column of each field of the last record read, in stored order (-1: not a chosen field). */
+  private readonly lastOrder: number[] = [];
+
+  constructor(private readonly names: readonly string[]) {
+    this.column = new Map(names.map((n, i) => [n, i]));
+  }
+
+  /** Sets out[i] to the JSON text of field names[i] of the record's data, undefined where it has none. */
+  read(text: string, out: (string | undefined)[]): void {
+    out.fill(undefined, 0, this.names.length);
+    let i = text.indexOf(',"data":') + 9; // after the data's '{'
+    if (text.charCodeAt(i) === CLOSE_BRACE) return;
+    for (let k = 0; ; k++) {
+      const expected = this.names[this.lastOrder[k] ?? -1];
+      let col: number;
+      let nameEnd: number;
+      if (expected !== undefined && text.startsWith(expected, i + 1) && text.charCodeAt(i + 1 + expected.length) === QUOTE) {
+        col = this.lastOrder[k]!;
+        nameEnd = i + 1 + expected.length;
+      } else {
+        nameEnd = stringEnd(text, i);
+        const name = text.slice(i + 1, nameEnd);
+        col = this.column.get(name.includes('\\') ? (JSON.parse(`"${name}"`) as string) : name) ?? -1;
+        this.lastOrder[k] = col;
+      }
+      const start = nameEnd + 2; // after '":'
+      const c = text.charCodeAt(start);
+      const end = c === QUOTE ? stringEnd(text, start) + 1 : c === OPEN_BRACE || c === OPEN_BRACKET ? nestedEnd(text, start) : scalarEnd(text, start);
+      if (col >= 0) out[col] = text.slice(start, end);
+      if (text.charCodeAt(end) === CLOSE_BRACE) return;
+      i = end + 1; // after ','
+    }
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+
+/** The index of the quote that closes the JSON string opening at `open`. */
+function stringEnd(text: string, open: number): number {
+  let q = text.indexOf('"', open + 1);
+  for (;;) {
+    let backslashes = 0;
+    while (text.charCodeAt(q - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return q;
+    q = text.indexOf('"', q + 1);
+  }
+}
+
+/** Just after the object or array opening at `open`. */
+function nestedEnd(text: string, open: number): number {
+  let depth = 0;
+  for (let i = open; ; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) i = stringEnd(text, i);
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && --depth === 0) return i + 1;
+  }
+}
+
+/** Just after the number, true, false or null starting at `start`. */
+function scalarEnd(text: string, start: number): number {
+  let i = start;
+  for (let c = text.charCodeAt(i); c !== COMMA && c !== CLOSE_BRACE; c = text.charCodeAt(++i));
+  return i;
+}
+
+/** The JSON text of a record's links, from its stored text (the last field). */
+export function mediaJsonOf(text: string): string {
+  return text.slice(text.lastIndexOf(',"media":') + 9, -1);
+}
+
 /** The record as the API shows it (JSON.parse of recordLine). */
 export function recordView(id: RecordId, rec: StoredRecord) {
   return {
