@@ -78,17 +78,19 @@ export function decodeFields(text: string): RecordFields {
 
 /**
  * Reads chosen top-level fields of records' data as the JSON text of their
- * values, from the stored text without parsing it (a CSV row needs only the
- * values' text; a parse would build every object and string first). The
- * stored text is JSON.stringify's output, so a value's text is how
- * JSON.stringify writes that value again. Records of one import store their
- * fields in one order: the reader remembers the order of the last record and
- * checks a name against the one expected in place before it builds it.
+ * values, from the stored text without parsing it (a CSV row or a search
+ * filter needs only a few values' text; a parse would build every object and
+ * string first). The stored text is JSON.stringify's output, so a value's
+ * text is how JSON.stringify writes that value again. Records of one import
+ * store their fields in one order: the reader remembers the names of the
+ * last record and checks each name against the one in its place before it
+ * cuts a new one out.
  */
 export class DataFieldReader {
   private readonly column: Map<string, number>;
-  /** The column of each field of the last record read, in stored order (-1: not a chosen field). */
-  private readonly lastOrder: number[] = [];
+  /** The last record's field names in stored order (as stored: JSON-escaped), and the column of each (-1: not chosen). */
+  private readonly lastNames: string[] = [];
+  private readonly lastColumns: number[] = [];
 
   constructor(private readonly names: readonly string[]) {
     this.column = new Map(names.map((n, i) => [n, i]));
@@ -97,25 +99,30 @@ export class DataFieldReader {
   /** Sets out[i] to the JSON text of field names[i] of the record's data, undefined where it has none. */
   read(text: string, out: (string | undefined)[]): void {
     out.fill(undefined, 0, this.names.length);
+    let left = this.names.length; // chosen fields not yet found: the rest of the record is skipped once all are
     let i = text.indexOf(',"data":') + 9; // after the data's '{'
-    if (text.charCodeAt(i) === CLOSE_BRACE) return;
+    if (left === 0 || text.charCodeAt(i) === CLOSE_BRACE) return;
     for (let k = 0; ; k++) {
-      const expected = this.names[this.lastOrder[k] ?? -1];
+      const expected = this.lastNames[k];
       let col: number;
       let nameEnd: number;
       if (expected !== undefined && text.startsWith(expected, i + 1) && text.charCodeAt(i + 1 + expected.length) === QUOTE) {
-        col = this.lastOrder[k]!;
+        col = this.lastColumns[k]!;
         nameEnd = i + 1 + expected.length;
       } else {
         nameEnd = stringEnd(text, i);
         const name = text.slice(i + 1, nameEnd);
         col = this.column.get(name.includes('\\') ? (JSON.parse(`"${name}"`) as string) : name) ?? -1;
-        this.lastOrder[k] = col;
+        this.lastNames[k] = name;
+        this.lastColumns[k] = col;
       }
       const start = nameEnd + 2; // after '":'
       const c = text.charCodeAt(start);
       const end = c === QUOTE ? stringEnd(text, start) + 1 : c === OPEN_BRACE || c === OPEN_BRACKET ? nestedEnd(text, start) : scalarEnd(text, start);
-      if (col >= 0) out[col] = text.slice(start, end);
+      if (col >= 0) {
+        out[col] = text.slice(start, end);
+        if (--left === 0) return;
+      }
       if (text.charCodeAt(end) === CLOSE_BRACE) return;
       i = end + 1; // after ','
     }
@@ -157,6 +164,18 @@ function scalarEnd(text: string, start: number): number {
   let i = start;
   for (let c = text.charCodeAt(i); c !== COMMA && c !== CLOSE_BRACE; c = text.charCodeAt(++i));
   return i;
+}
+
+/** The value of a JSON text from DataFieldReader (a string without escapes is cut out, not parsed). */
+export function valueOfJson(json: string | undefined): unknown {
+  if (json === undefined) return undefined;
+  return json.charCodeAt(0) === QUOTE && !json.includes('\\') ? json.slice(1, -1) : JSON.parse(json);
+}
+
+/** A record's workflow state, from its stored text (the field after `version`; a state's name holds no escape). */
+export function statusOfText(text: string): string {
+  const start = text.indexOf(',"status":"') + 11;
+  return text.slice(start, text.indexOf('"', start));
 }
 
 /** The JSON text of a record's links, from its stored text (the last field). */

@@ -1,13 +1,13 @@
 // Search: filters on indexed fields combined with AND. A plan picks one
 // ordered key range to walk (the driving index, or the records themselves)
 // that yields results in the requested order; every filter, the driving one
-// included, is then checked on the record by one function (matches), so a
+// included, is then checked on the record by one function (matcher), so a
 // plan can only make a search faster, never change its answer.
 import { RecodeError } from './errors.js';
 import { keys, type RecordId } from './keys.js';
-import { decodeFields, decodeRecord, isDeletedText, type RecordFields } from './record-json.js';
+import { DataFieldReader, decodeFields, isDeletedText, statusOfText, valueOfJson, type RecordFields } from './record-json.js';
 import { INDEXES, indexValue, sortableNumber, UNINDEXED, type IndexKind } from './schema.js';
-import type { RecodeStore, StoredRecord } from './store.js';
+import type { RecodeStore } from './store.js';
 
 export type Sort = 'catalogNumber' | 'eventDate' | 'index';
 export const SORTS: readonly Sort[] = ['catalogNumber', 'eventDate', 'index'];
@@ -72,16 +72,30 @@ export function parseSearch(q: Record<string, unknown>): SearchQuery {
   };
 }
 
-/** Whether a record satisfies every condition of `q`. */
-export function matches(rec: StoredRecord, q: SearchQuery): boolean {
-  if (rec.deleted) return false;
-  if (q.institutionCode !== undefined && rec.data.institutionCode !== q.institutionCode) return false;
-  if (q.collectionCode !== undefined && rec.data.collectionCode !== q.collectionCode) return false;
-  for (const f of q.filters) {
-    const v = indexValue(f.kind, f.field === 'status' ? rec.status : rec.data[f.field]);
-    if (v === undefined || !admits(f, v)) return false;
-  }
-  return true;
+/**
+ * The test of whether a record satisfies every condition of `q`, on its
+ * stored text: only the fields the query names are read (record-json.ts
+ * DataFieldReader), so a record the filters turn away is never decoded.
+ */
+export function matcher(q: SearchQuery): (text: string) => boolean {
+  const scope: [string, string][] = [];
+  if (q.institutionCode !== undefined) scope.push(['institutionCode', q.institutionCode]);
+  if (q.collectionCode !== undefined) scope.push(['collectionCode', q.collectionCode]);
+  const names = [...new Set([...scope.map(([f]) => f), ...q.filters.filter((f) => f.field !== 'status').map((f) => f.field)])];
+  const reader = new DataFieldReader(names);
+  const values: (string | undefined)[] = new Array(names.length);
+  const scopeColumns = scope.map(([f, want]) => [names.indexOf(f), want] as const);
+  const filterColumns = q.filters.map((f) => [f, names.indexOf(f.field)] as const); // -1: status, not a data field
+  return (text) => {
+    if (isDeletedText(text)) return false;
+    reader.read(text, values);
+    for (const [i, want] of scopeColumns) if (valueOfJson(values[i]) !== want) return false;
+    for (const [f, i] of filterColumns) {
+      const v = indexValue(f.kind, i < 0 ? statusOfText(text) : valueOfJson(values[i]));
+      if (v === undefined || !admits(f, v)) return false;
+    }
+    return true;
+  };
 }
 
 /** Whether the index value `v` satisfies filter `f`. */
@@ -132,24 +146,17 @@ export function plan(q: SearchQuery): Plan {
   return { name: 'records', walk: 'records', range: keys.records(...scope), covered: false, liveIsMatch };
 }
 
-/** A matching record: its stored text (record-json.ts), decoded on first use. */
+/** A matching record: its stored text (record-json.ts), decoded only where a format needs its fields. */
 export class Match {
-  #rec: StoredRecord | undefined;
+  #fields: RecordFields | undefined;
   constructor(
     readonly id: RecordId,
     readonly text: string,
-    rec?: StoredRecord,
-  ) {
-    this.#rec = rec;
-  }
+  ) {}
 
-  get rec(): StoredRecord {
-    return (this.#rec ??= decodeRecord(this.text));
-  }
-
-  /** Its data and links: from the record if it was decoded, else from the text alone (less to parse). */
+  /** Its data and links (decoded once, from the text alone: less to parse than the whole record). */
   get fields(): RecordFields {
-    return this.#rec ?? decodeFields(this.text);
+    return (this.#fields ??= decodeFields(this.text));
   }
 }
 
@@ -161,12 +168,11 @@ export interface Visit {
   match?: Match;
 }
 
-/** The visit of one record, a match if it is one. */
-function visit(key: Buffer | string, id: RecordId, text: string | undefined, q: SearchQuery, liveIsMatch: boolean): Visit {
+/** The visit of one record, a match if it is one (`matches` is null when every live record of the walk is one). */
+function visit(key: Buffer | string, id: RecordId, text: string | undefined, matches: ((text: string) => boolean) | null): Visit {
   if (text === undefined) return { key, id };
-  if (liveIsMatch) return isDeletedText(text) ? { key, id } : { key, id, match: new Match(id, text) };
-  const rec = decodeRecord(text);
-  return matches(rec, q) ? { key, id, match: new Match(id, text, rec) } : { key, id };
+  const match = matches ? matches(text) : !isDeletedText(text);
+  return match ? { key, id, match: new Match(id, text) } : { key, id };
 }
 
 /**
@@ -177,9 +183,9 @@ function visit(key: Buffer | string, id: RecordId, text: string | undefined, q: 
  */
 export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256, reads = chunk): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
-  const liveIsMatch = p.liveIsMatch === true;
+  const matches = p.liveIsMatch ? null : matcher(q);
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf(key), text, q, liveIsMatch));
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf(key), text, matches));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
@@ -195,7 +201,7 @@ export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, f
       const texts = await inFlight.shift()!;
       const ahead = i + READS_AHEAD * reads;
       if (ahead < got.length) inFlight.push(read(ahead));
-      yield texts.map((text, j) => visit(got[i + j]!, ids[i + j]!, text, q, false));
+      yield texts.map((text, j) => visit(got[i + j]!, ids[i + j]!, text, matches));
     }
   }
 }

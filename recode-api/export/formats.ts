@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_COLUMN } from '../bulk.js';
 import { csvField, csvRow } from '../csv.js';
-import { DataFieldReader, lineOfText, mediaJsonOf } from '../record-json.js';
+import { DataFieldReader, lineOfText, mediaJsonOf, valueOfJson } from '../record-json.js';
 import type { CollectionSchema } from '../schema.js';
 import type { Match } from '../search.js';
 import { idString, type MediaLink } from '../store.js';
@@ -51,7 +51,7 @@ const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 
  * JSON text already; null is empty.
  */
 function cellOfJson(json: string): string {
-  if (json.charCodeAt(0) === 0x22) return json.includes('\\') ? (JSON.parse(json) as string) : json.slice(1, -1);
+  if (json.charCodeAt(0) === 0x22) return valueOfJson(json) as string;
   return json === 'null' ? '' : json;
 }
 
