@@ -64,6 +64,19 @@ t.test('Darwin Core dates', async (t) => {
   for (const bad of ['', '01-05-2001', '2001-13', '2001-02-29', '2001-05-32', '2001-5-3', '2001-05-03T25:00', 'May 2001', '2001/1999', '1/2/3']) t.notOk(isDwcDate(bad), bad);
   t.equal(dateStart('1999'), '1999-01-01');
   t.equal(dateStart('1999-07/2000'), '1999-07-01');
+  // Every day-shaped string, real days or not, against the calendar of Date.UTC.
+  for (const y of [1000, 1582, 1900, 1999, 2000, 2004, 2023, 2100, 2400, 9999]) {
+    for (let m = 0; m <= 13; m++) {
+      for (let d = 0; d <= 32; d++) {
+        const s = `${y}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+        const day = new Date(Date.UTC(y, m - 1, d));
+        const real = m >= 1 && m <= 12 && d >= 1 && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+        if (dateStart(s) !== (real ? s : undefined)) t.fail(`${s}: ${dateStart(s)}`);
+      }
+    }
+  }
+  t.equal(dateStart('0004-02-29'), '0004-02-29', 'years before 1000 still go through the pattern');
+  t.equal(dateStart('2001-05-03x'), undefined);
 });
 
 t.test('sortable numbers sort bytewise in numeric order', async (t) => {
