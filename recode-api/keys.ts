@@ -21,6 +21,7 @@
 export type RecordId = readonly [institutionCode: string, collectionCode: string, catalogNumber: string];
 
 const SEP = 0;
+const R = Buffer.from('R', 'latin1');
 
 /**
  * One letter per indexed field in index keys: an import writes up to ten index
@@ -92,6 +93,8 @@ export const keys = {
   },
   /** The record an index entry points at. */
   indexRecordOf: (k: Buffer): RecordId => splitKey(k).slice(2) as unknown as RecordId,
+  /** The key of that record, cut from the entry's bytes (the value ends at the first NUL after `I\0<f>\0`). */
+  recordOfIndex: (k: Buffer): Buffer => Buffer.concat([R, k.subarray(k.indexOf(SEP, 4))]),
 
   audit: (id: RecordId, seq: string) => build('A', ...id, seq),
   audits: (id: RecordId) => under(build('A', ...id)),

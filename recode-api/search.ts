@@ -163,16 +163,18 @@ export class Match {
 export interface Visit {
   /** The driving key just visited, where a cursor resumes: a record walk's as text (store.recordChunks), an index walk's as bytes. */
   key: Buffer | string;
-  id: RecordId;
   /** Set when the record matches. */
   match?: Match;
 }
 
-/** The visit of one record, a match if it is one (`matches` is null when every live record of the walk is one). */
-function visit(key: Buffer | string, id: RecordId, text: string | undefined, matches: ((text: string) => boolean) | null): Visit {
-  if (text === undefined) return { key, id };
+/**
+ * The visit of one record, a match if it is one (`matches` is null when every live record of the walk is one).
+ * `idOf` reads the record's id from the key: only a match needs it.
+ */
+function visit<K extends Buffer | string>(key: K, idOf: (key: K) => RecordId, text: string | undefined, matches: ((text: string) => boolean) | null): Visit {
+  if (text === undefined) return { key };
   const match = matches ? matches(text) : !isDeletedText(text);
-  return match ? { key, id, match: new Match(id, text) } : { key, id };
+  return match ? { key, match: new Match(idOf(key), text) } : { key };
 }
 
 /**
@@ -185,13 +187,13 @@ export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, f
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   const matches = p.liveIsMatch ? null : matcher(q);
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf(key), text, matches));
+    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf, text, matches));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
-    const ids = got.map(keys.indexRecordOf);
+    const recordKeys = got.map(keys.recordOfIndex);
     const read = (i: number) => {
-      const texts = store.getManyText(ids.slice(i, i + reads));
+      const texts = store.getManyText(recordKeys.slice(i, i + reads));
       texts.catch(() => {}); // awaited below, unless the caller stops first
       return texts;
     };
@@ -201,7 +203,7 @@ export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, f
       const texts = await inFlight.shift()!;
       const ahead = i + READS_AHEAD * reads;
       if (ahead < got.length) inFlight.push(read(ahead));
-      yield texts.map((text, j) => visit(got[i + j]!, ids[i + j]!, text, matches));
+      yield texts.map((text, j) => visit(got[i + j]!, keys.indexRecordOf, text, matches));
     }
   }
 }

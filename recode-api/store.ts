@@ -348,13 +348,13 @@ export class RecodeStore {
     }
   }
 
-  /** Records' stored text (record-json.ts), undefined where there is none. */
-  getManyText(ids: RecordId[]): Promise<(string | undefined)[]> {
-    return this.db.getMany(ids.map(keys.record));
+  /** Records' stored text (record-json.ts) by record key (keys.record, keys.recordOfIndex), undefined where there is none. */
+  getManyText(recordKeys: Buffer[]): Promise<(string | undefined)[]> {
+    return this.db.getMany(recordKeys);
   }
 
   async getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
-    return (await this.getManyText(ids)).map((t) => (t === undefined ? undefined : decodeRecord(t)));
+    return (await this.getManyText(ids.map(keys.record))).map((t) => (t === undefined ? undefined : decodeRecord(t)));
   }
 
   /** Media link entries in (bucket, key) order, from after `afterKey`. */

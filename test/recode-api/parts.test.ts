@@ -18,6 +18,7 @@ import { zip } from '../../recode-api/export/zip.js';
 import { CollectionSchema, DARWIN_CORE_SCHEMA, dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
 import { Level } from 'level';
 import { RecodeStore } from '../../recode-api/store.js';
+import { keys } from '../../recode-api/keys.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
 import { rng } from './helpers.js';
 
@@ -212,4 +213,15 @@ t.test('data fields read from stored text without a parse: the values JSON.parse
   const got: Buffer[] = [];
   for await (const b of csv((async function* () { yield matches.map((m) => m.match); })(), schema)) got.push(b);
   t.ok(Buffer.concat(got).equals(Buffer.from(csvRow([...fields, 'media']) + matches.map((m) => reference(m.data, m.media)).join(''))), 'the same bytes');
+});
+
+t.test('the record key an index entry points at, cut from the entry\'s bytes', async (t) => {
+  const ids = [['NHM', 'ENT', 'A-1'], ['K', 'B', 'é/🦋 1'], ['NHM', 'PAL', 'X']] as const;
+  for (const id of ids) {
+    for (const [field, value] of [['scientificName', 'Apis mellifera'], ['country', 'Côte d’Ivoire'], ['eventDate', '1999-01-01'], ['decimalLatitude', sortableNumber(-12.5)], ['genus', 'A']]) {
+      const entry = keys.index(field!, value!, id);
+      t.ok(keys.recordOfIndex(entry).equals(keys.record(id)), `${field} ${value} ${id.join('/')}`);
+      t.same(keys.indexRecordOf(entry), id);
+    }
+  }
 });
