@@ -146,12 +146,18 @@ export const UNINDEXED: Readonly<Record<string, string>> = { status: 'registered
 
 /** A number as a string that sorts bytewise in numeric order (IEEE 754 with the sign flipped). */
 export function sortableNumber(n: number): string {
-  const b = Buffer.alloc(8);
-  b.writeDoubleBE(n === 0 ? 0 : n); // -0 sorts as 0
-  if (b[0]! & 0x80) for (let i = 0; i < 8; i++) b[i] = ~b[i]! & 0xff;
-  else b[0] = b[0]! | 0x80;
-  return b.toString('hex');
+  // One shared view and a table of hex pairs: an import encodes two numbers per record.
+  NUMBER.setFloat64(0, n === 0 ? 0 : n); // big-endian; -0 sorts as 0
+  const negative = (NUMBER.getUint8(0) & 0x80) !== 0;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    const b = NUMBER.getUint8(i);
+    out += HEX_PAIRS[negative ? ~b & 0xff : i === 0 ? b | 0x80 : b];
+  }
+  return out;
 }
+const NUMBER = new DataView(new ArrayBuffer(8));
+const HEX_PAIRS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 /** The index value of a field's value, or undefined when it is not indexable. */
 export function indexValue(kind: IndexKind, v: unknown): string | undefined {

@@ -87,6 +87,15 @@ t.test('sortable numbers sort bytewise in numeric order', async (t) => {
   const byBytes = nums.map(sortableNumber).sort();
   t.same(byBytes, byNumber);
   t.equal(sortableNumber(-0), sortableNumber(0));
+  // The encoding is on disk: the same text as the Buffer-based one it replaced.
+  const before = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(n === 0 ? 0 : n);
+    if (b[0]! & 0x80) for (let i = 0; i < 8; i++) b[i] = ~b[i]! & 0xff;
+    else b[0] = b[0]! | 0x80;
+    return b.toString('hex');
+  };
+  for (const n of [...nums, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, Infinity, -Infinity]) if (sortableNumber(n) !== before(n)) t.fail(String(n));
 });
 
 t.test('NDJSON export line: the same text as the record view serialised whole', async (t) => {
