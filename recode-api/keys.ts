@@ -11,10 +11,9 @@
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
 //   X \0 <downloadId>                                       download event
-//   C \0 <inst> \0 <coll> \0 <cat> \0 <download>            a record's download count entry (append-only: one per download that
-//                                                           exported it, value "1"; the count is the sum of the record's entries,
-//                                                           which also takes in the single entry without <download> that stores
-//                                                           kept before, value: the count then)
+//   C \0 <inst> \0 <coll> \0 <cat> \0 <download>            download count entry, append-only: one per download that exported the
+//                                                           record, value "1"; the count is the sum of the record's entries (stores
+//                                                           written before also hold one entry without <download>: the count so far)
 //   N \0 <inst> \0 <coll>                                   records in a collection
 //   S \0 schema                                             the collection schema in force
 
