@@ -11,13 +11,16 @@
 //   L \0 <bucket> \0 <key> \0 <inst> \0 <coll> \0 <cat>     media link, by object (value: the link)
 //   E \0 <eventId>                                          workflow event
 //   X \0 <downloadId>                                       download event
-//   C \0 <inst> \0 <coll> \0 <cat>                          per-record download count
+//   C \0 <inst> \0 <coll> \0 <cat> \0 <download>            download count entry, append-only: one per download that exported the
+//                                                           record, value "1"; the count is the sum of the record's entries (stores
+//                                                           written before also hold one entry without <download>: the count so far)
 //   N \0 <inst> \0 <coll>                                   records in a collection
 //   S \0 schema                                             the collection schema in force
 
 export type RecordId = readonly [institutionCode: string, collectionCode: string, catalogNumber: string];
 
 const SEP = 0;
+const R = Buffer.from('R', 'latin1');
 
 /**
  * One letter per indexed field in index keys: an import writes up to ten index
@@ -67,7 +70,8 @@ export const keys = {
   record: (id: RecordId) => idKey('R', id),
   /** Records of one institution, one collection, or all (fewer parts). */
   records: (...scope: string[]) => (scope.length === 0 ? under(Buffer.from('R', 'latin1')) : under(build('R', ...scope))),
-  recordIdOf: (k: Buffer): RecordId => splitKey(k) as unknown as RecordId,
+  /** The id in a record key, given as text (store.recordChunks). */
+  recordIdOf: (k: string): RecordId => k.slice(2).split('\0') as unknown as RecordId,
 
   // Written out rather than through build(): an import makes up to ten of these per record.
   index: (field: string, value: string, id: RecordId) => Buffer.from(`I\0${code(field)}\0${value}\0${id[0]}\0${id[1]}\0${id[2]}`, 'utf8'),
@@ -88,6 +92,8 @@ export const keys = {
   },
   /** The record an index entry points at. */
   indexRecordOf: (k: Buffer): RecordId => splitKey(k).slice(2) as unknown as RecordId,
+  /** The key of that record, cut from the entry's bytes (the value ends at the first NUL after `I\0<f>\0`). */
+  recordOfIndex: (k: Buffer): Buffer => Buffer.concat([R, k.subarray(k.indexOf(SEP, 4))]),
 
   audit: (id: RecordId, seq: string) => build('A', ...id, seq),
   audits: (id: RecordId) => under(build('A', ...id)),
@@ -98,7 +104,19 @@ export const keys = {
 
   event: (eventId: string) => build('E', eventId),
   download: (downloadId: string) => build('X', downloadId),
-  downloadCount: (id: RecordId) => idKey('C', id),
+  /**
+   * The builder of one download's count entries, one per record: `download`
+   * is the download event's id (a UUID), written in 22 characters, once.
+   */
+  downloadCount: (download: string) => {
+    const tag = Buffer.from(download.replaceAll('-', ''), 'hex').toString('base64url');
+    return (id: RecordId) => Buffer.from(`C\0${id[0]}\0${id[1]}\0${id[2]}\0${tag}`, 'utf8');
+  },
+  /** Every count entry of a record, the one without a download included. */
+  downloadCounts: (id: RecordId) => {
+    const k = idKey('C', id);
+    return { gte: k, lt: Buffer.concat([k, Buffer.of(SEP + 1)]) };
+  },
   collectionCount: (inst: string, coll: string) => build('N', inst, coll),
   collectionCounts: () => under(Buffer.from('N', 'latin1')),
   schema: () => build('S', 'schema'),

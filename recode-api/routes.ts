@@ -314,7 +314,7 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
         await counting;
         const ids = pending;
         pending = [];
-        counting = store.countDownloads(ids);
+        counting = store.countDownloads(ev.id, ids);
       };
       const counted = (async function* () {
         for await (const chunk of matchChunks(store, query)) {

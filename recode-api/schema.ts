@@ -61,6 +61,7 @@ const DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\
 
 /** A Darwin Core date: ISO 8601 year, month, day (optionally with time), or an interval a/b. */
 export function isDwcDate(s: string): boolean {
+  if (isPlainDay(s)) return true;
   const parts = s.split('/');
   if (parts.length > 2) return false;
   const starts = parts.map(dateStart);
@@ -74,6 +75,7 @@ export function isDwcDate(s: string): boolean {
  * index), and dates repeat: recent answers are kept.
  */
 export function dateStart(s: string): string | undefined {
+  if (isPlainDay(s)) return s; // the common case, checked without the pattern or the cache
   if (recentStarts.has(s)) return recentStarts.get(s);
   if (recentStarts.size >= 65_536) recentStarts.clear();
   const start = parseDateStart(s);
@@ -81,6 +83,25 @@ export function dateStart(s: string): string | undefined {
   return start;
 }
 const recentStarts = new Map<string, string | undefined>();
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+const DIGIT_POSITIONS = [0, 1, 2, 3, 5, 6, 8, 9];
+
+/**
+ * Whether `s` is YYYY-MM-DD, a real day, in years 1000-9999 (earlier years
+ * go to parseDateStart, whose Date.UTC reads years below 100 as 19xx).
+ */
+function isPlainDay(s: string): boolean {
+  if (s.length !== 10 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d || s.charCodeAt(0) === 0x30) return false;
+  for (const i of DIGIT_POSITIONS) if (!isDigit(s.charCodeAt(i))) return false;
+  const year = Number(s.slice(0, 4));
+  const month = Number(s.slice(5, 7));
+  const day = Number(s.slice(8, 10));
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= DAYS_IN_MONTH[month - 1]! + (leap ? 1 : 0);
+}
 
 function parseDateStart(s: string): string | undefined {
   const m = DATE.exec(s.split('/')[0] ?? '');
@@ -125,12 +146,18 @@ export const UNINDEXED: Readonly<Record<string, string>> = { status: 'registered
 
 /** A number as a string that sorts bytewise in numeric order (IEEE 754 with the sign flipped). */
 export function sortableNumber(n: number): string {
-  const b = Buffer.alloc(8);
-  b.writeDoubleBE(n === 0 ? 0 : n); // -0 sorts as 0
-  if (b[0]! & 0x80) for (let i = 0; i < 8; i++) b[i] = ~b[i]! & 0xff;
-  else b[0] = b[0]! | 0x80;
-  return b.toString('hex');
+  // One shared view and a table of hex pairs: an import encodes two numbers per record.
+  NUMBER.setFloat64(0, n === 0 ? 0 : n); // big-endian; -0 sorts as 0
+  const negative = (NUMBER.getUint8(0) & 0x80) !== 0;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    const b = NUMBER.getUint8(i);
+    out += HEX_PAIRS[negative ? ~b & 0xff : i === 0 ? b | 0x80 : b];
+  }
+  return out;
 }
+const NUMBER = new DataView(new ArrayBuffer(8));
+const HEX_PAIRS = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
 
 /** The index value of a field's value, or undefined when it is not indexable. */
 export function indexValue(kind: IndexKind, v: unknown): string | undefined {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_COLUMN } from '../bulk.js';
 import { csvField, csvRow } from '../csv.js';
-import { lineOfText } from '../record-json.js';
+import { DataFieldReader, lineOfText, mediaJsonOf, valueOfJson } from '../record-json.js';
 import type { CollectionSchema } from '../schema.js';
 import type { Match } from '../search.js';
 import { idString, type MediaLink } from '../store.js';
@@ -44,18 +44,34 @@ export function ndjson(rows: Rows): AsyncGenerator<Buffer> {
 
 const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
+/**
+ * A CSV cell from a value's JSON text (record-json.ts DataFieldReader): what
+ * cell() makes of the parsed value. A string is unescaped (parsed only when
+ * it holds an escape); a number, true, false, an object or an array is its
+ * JSON text already; null is empty.
+ */
+function cellOfJson(json: string): string {
+  if (json.charCodeAt(0) === 0x22) return valueOfJson(json) as string;
+  return json === 'null' ? '' : json;
+}
+
 export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<Buffer> {
   const fields = schema.fields;
+  const reader = new DataFieldReader(fields);
+  const cells: (string | undefined)[] = new Array(fields.length + 1);
   return gathered(
     rows,
     (m) => {
-      const rec = m.fields;
-      let row = '';
-      for (const f of fields) {
-        const v = rec.data[f];
-        row += v === undefined || v === null ? ',' : `${csvField(cell(v))},`;
+      // From the stored text: no record is decoded. One join makes the row one flat string, so it holds no slices
+      // of the record's text and the texts can go before the chunk is written (fewer objects surviving to the GC).
+      reader.read(m.text, cells);
+      for (let i = 0; i < fields.length; i++) {
+        const json = cells[i];
+        cells[i] = json === undefined ? '' : csvField(cellOfJson(json));
       }
-      return `${row}${rec.media.length > 0 ? csvField(JSON.stringify(rec.media)) : ''}\r\n`;
+      const media = mediaJsonOf(m.text);
+      cells[fields.length] = media === '[]' ? '' : csvField(media);
+      return `${cells.join(',')}\r\n`;
     },
     csvRow([...fields, MEDIA_COLUMN]),
   );

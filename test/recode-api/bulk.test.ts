@@ -173,6 +173,9 @@ t.test('every export is a download event; per-record download counts', async (t)
   await exportAll(gw, 'csv', q);
   t.equal((await call(gw, 'GET', `/records/${idOfData(target)}`)).body.downloads, before + 2);
   t.equal((await call(gw, 'GET', `/records/${idOfData(other)}`)).body.downloads, otherBefore, 'records not exported are not counted');
+  await Promise.all([exportAll(gw, 'ndjson', q), exportAll(gw, 'csv', q), exportAll(gw, 'ndjson')]);
+  t.equal((await call(gw, 'GET', `/records/${idOfData(target)}`)).body.downloads, before + 5, 'concurrent downloads each count once');
+  t.equal((await call(gw, 'GET', `/records/${idOfData(other)}`)).body.downloads, otherBefore + 1);
   t.equal((await call(gw, 'GET', '/downloads/nope')).status, 404);
 });
 

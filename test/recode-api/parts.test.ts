@@ -1,18 +1,24 @@
 // The pieces under the API, each checked against an independent reference:
 // the error catalogue, CSV both ways, Darwin Core dates, the sortable number
-// encoding the indexes use, the export's NDJSON line writer, and the zip
-// writer read back by the real unzip.
+// encoding the indexes use, the export's NDJSON line writer, the zip
+// writer read back by the real unzip, the store's download counts, and
+// data fields and CSV rows read from stored text without a parse.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { csvRow, parseCsv } from '../../recode-api/csv.js';
+import { csvField, csvRow, parseCsv } from '../../recode-api/csv.js';
 import { RECODE_ERRORS } from '../../recode-api/errors.js';
-import { decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
+import { DataFieldReader, decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
+import { csv } from '../../recode-api/export/formats.js';
+import { Match } from '../../recode-api/search.js';
 import { zip } from '../../recode-api/export/zip.js';
-import { dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
+import { CollectionSchema, DARWIN_CORE_SCHEMA, dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
+import { Level } from 'level';
+import { RecodeStore } from '../../recode-api/store.js';
+import { keys } from '../../recode-api/keys.js';
 import { removeDir, tempDir } from '../helpers/gateway.js';
 import { rng } from './helpers.js';
 
@@ -59,6 +65,19 @@ t.test('Darwin Core dates', async (t) => {
   for (const bad of ['', '01-05-2001', '2001-13', '2001-02-29', '2001-05-32', '2001-5-3', '2001-05-03T25:00', 'May 2001', '2001/1999', '1/2/3']) t.notOk(isDwcDate(bad), bad);
   t.equal(dateStart('1999'), '1999-01-01');
   t.equal(dateStart('1999-07/2000'), '1999-07-01');
+  // Every day-shaped string, real days or not, against the calendar of Date.UTC.
+  for (const y of [1000, 1582, 1900, 1999, 2000, 2004, 2023, 2100, 2400, 9999]) {
+    for (let m = 0; m <= 13; m++) {
+      for (let d = 0; d <= 32; d++) {
+        const s = `${y}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+        const day = new Date(Date.UTC(y, m - 1, d));
+        const real = m >= 1 && m <= 12 && d >= 1 && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+        if (dateStart(s) !== (real ? s : undefined)) t.fail(`${s}: ${dateStart(s)}`);
+      }
+    }
+  }
+  t.equal(dateStart('0004-02-29'), '0004-02-29', 'years before 1000 still go through the pattern');
+  t.equal(dateStart('2001-05-03x'), undefined);
 });
 
 t.test('sortable numbers sort bytewise in numeric order', async (t) => {
@@ -68,6 +87,15 @@ t.test('sortable numbers sort bytewise in numeric order', async (t) => {
   const byBytes = nums.map(sortableNumber).sort();
   t.same(byBytes, byNumber);
   t.equal(sortableNumber(-0), sortableNumber(0));
+  // The encoding is on disk: the same text as the Buffer-based one it replaced.
+  const before = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(n === 0 ? 0 : n);
+    if (b[0]! & 0x80) for (let i = 0; i < 8; i++) b[i] = ~b[i]! & 0xff;
+    else b[0] = b[0]! | 0x80;
+    return b.toString('hex');
+  };
+  for (const n of [...nums, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, Infinity, -Infinity]) if (sortableNumber(n) !== before(n)) t.fail(String(n));
 });
 
 t.test('NDJSON export line: the same text as the record view serialised whole', async (t) => {
@@ -137,4 +165,72 @@ t.test('zip writer: more than 65,535 entries switch to Zip64 end records, and un
   t.match((await run('unzip', ['-t', file], { maxBuffer: 64 << 20 })).stdout, /No errors detected/);
   t.equal((await run('unzip', ['-Z1', file], { maxBuffer: 64 << 20 })).stdout.trim().split('\n').length, n, 'every entry listed');
   t.equal((await run('unzip', ['-p', file, `e${n - 1}.txt`])).stdout, String(n - 1), 'the last entry reads back');
+});
+
+t.test('download counts: one entry per download and record, summed on read; the older single count entry still counts', async (t) => {
+  const dir = await tempDir('valentine-recode-counts-');
+  t.teardown(() => removeDir(dir));
+  // A store written before count entries were per download: one entry per record, its value the count.
+  const old = new Level<string, string>(dir);
+  await old.put('C\0NHM\0ENT\0A-1', '5');
+  await old.close();
+  const store = await RecodeStore.open(dir);
+  t.teardown(() => store.close());
+  const a = ['NHM', 'ENT', 'A-1'] as const;
+  const b = ['NHM', 'ENT', 'A-10'] as const; // shares a's key as a prefix: must not count into a
+  t.equal(await store.downloadCount(a), 5);
+  const d1 = randomUUID();
+  const d2 = randomUUID();
+  await Promise.all([store.countDownloads(d1, [a, b]), store.countDownloads(d2, [a])]);
+  t.equal(await store.downloadCount(a), 7, 'each download counts once, concurrent ones too');
+  t.equal(await store.downloadCount(b), 1);
+  await store.countDownloads(d1, [a]);
+  t.equal(await store.downloadCount(a), 7, 'writing a download\'s entry again (a retried batch) does not count it twice');
+  t.equal(await store.downloadCount(['NHM', 'ENT', 'A']), 0, 'a record whose id is a prefix of counted ones has none');
+});
+
+t.test('data fields read from stored text without a parse: the values JSON.parse sees, and CSV rows as from parsed records', async (t) => {
+  const r = rng(11);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const strings = ['', 'plain', 'a "quoted" word', 'back\\slash\\', 'ends in a backslash \\', 'comma, and\nline', '{"not":"an object"}', '[1,2]', 'é🦋', '\ud800 lone', '\u0001', 'null', '"'];
+  const values = [...strings, 0, -0, 1.5, -90, 1e21, 5e-324, true, false, null, { a: '}', b: [{ c: ']"' }] }, [], {}, ['x', { y: null }]];
+  const names = ['scientificName', 'country', 'decimalLatitude', 'dynamicProperties', 'locality', 'we"ird', 'back\\slash', 'typeStatus'];
+  const reader = new DataFieldReader(names);
+  const base = { version: 1, created: 1_700_000_000_000, createdBy: 'W', updated: 1_700_000_000_000, updatedBy: 'W', status: 'registered' as const, media: [] };
+  for (let n = 0; n < 400; n++) {
+    // Records share a field order in runs (as one import's do), then change it; some fields are left out, others are not chosen.
+    const order = n % 50 < 25 ? [...names, 'other'] : [...names, 'other'].reverse();
+    const data: Record<string, unknown> = {};
+    for (const f of order) if (r() < 0.8) data[f] = pick(values);
+    const text = encodeRecord({ ...base, data });
+    const out: (string | undefined)[] = new Array(names.length);
+    reader.read(text, out);
+    const want = names.map((f) => (data[f] === undefined ? undefined : JSON.parse(JSON.stringify(data[f]))));
+    t.same(out.map((j) => (j === undefined ? undefined : JSON.parse(j))), want, `record ${n}`);
+  }
+  // CSV rows against rows written from the parsed records, as export did before.
+  const schema = CollectionSchema.compile(structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>);
+  const fields = schema.fields;
+  const matches = Array.from({ length: 300 }, (_, n) => {
+    const data: Record<string, unknown> = {};
+    for (const f of n % 2 ? fields : [...fields].reverse()) if (r() < 0.5) data[f] = pick(values);
+    const media = n % 3 ? [] : [{ bucket: 'b', key: `k,"${n}"`, role: 'image' }];
+    return { data, media, match: new Match(['I', 'C', String(n)], encodeRecord({ ...base, data, media })) };
+  });
+  const reference = (d: Record<string, unknown>, media: unknown[]) =>
+    `${fields.map((f) => (d[f] === undefined || d[f] === null ? '' : csvField(typeof d[f] === 'object' ? JSON.stringify(d[f]) : String(d[f])))).join(',')},${media.length > 0 ? csvField(JSON.stringify(media)) : ''}\r\n`;
+  const got: Buffer[] = [];
+  for await (const b of csv((async function* () { yield matches.map((m) => m.match); })(), schema)) got.push(b);
+  t.ok(Buffer.concat(got).equals(Buffer.from(csvRow([...fields, 'media']) + matches.map((m) => reference(m.data, m.media)).join(''))), 'the same bytes');
+});
+
+t.test('the record key an index entry points at, cut from the entry\'s bytes', async (t) => {
+  const ids = [['NHM', 'ENT', 'A-1'], ['K', 'B', 'é/🦋 1'], ['NHM', 'PAL', 'X']] as const;
+  for (const id of ids) {
+    for (const [field, value] of [['scientificName', 'Apis mellifera'], ['country', 'Côte d’Ivoire'], ['eventDate', '1999-01-01'], ['decimalLatitude', sortableNumber(-12.5)], ['genus', 'A']]) {
+      const entry = keys.index(field!, value!, id);
+      t.ok(keys.recordOfIndex(entry).equals(keys.record(id)), `${field} ${value} ${id.join('/')}`);
+      t.same(keys.indexRecordOf(entry), id);
+    }
+  }
 });

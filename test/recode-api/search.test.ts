@@ -67,6 +67,7 @@ const queries: Q[] = [
   { 'scientificName.prefix': 'Bo' },
   { 'scientificName.prefix': 'Bo', sort: 'index' },
   { family: 'Apidae', country: 'Kenya' },
+  { country: 'Kenya', 'decimalLatitude.from': '0', 'decimalLatitude.to': '30' },
   { 'eventDate.from': '1900-01-01', 'eventDate.to': '1950-12-31' },
   { 'eventDate.from': '1900-01-01', 'eventDate.to': '1950-12-31', sort: 'eventDate' },
   { 'decimalLatitude.from': '-10', 'decimalLatitude.to': '10', 'decimalLongitude.from': '0' },
