@@ -36,6 +36,8 @@ export interface RecodeDeps {
   issues?: LinkIssues;
   /** How often every link is checked (with `issues`); none when absent. */
   linkCheckEveryMs?: number;
+  /** How often download counts are folded (RecodeStore.foldDownloadCounts); default daily. */
+  countFoldEveryMs?: number;
 }
 
 export function buildRecode(deps: RecodeDeps): FastifyPluginAsync {
@@ -83,6 +85,16 @@ export function buildRecode(deps: RecodeDeps): FastifyPluginAsync {
     };
     const links = deps.issues && new LinkReporter(deps.issues, deps.log);
     registerRoutes(app, { store, engine: deps.engine, credentials: deps.credentials, metrics, routes, prefix, mediaUrl, ...(links && { links }) });
+
+    // An export appends one count entry per record; a fold on a schedule keeps them one per record.
+    const folds = setInterval(() => {
+      store
+        .foldDownloadCounts()
+        .then((r) => r.entries > 0 && deps.log.info(r, 'RECODE download counts folded'))
+        .catch((err: unknown) => deps.log.warn({ err: String(err) }, 'RECODE download count fold failed'));
+    }, Math.min(deps.countFoldEveryMs ?? 24 * 3600_000, 2 ** 31 - 1));
+    folds.unref();
+    app.addHook('onClose', async () => clearInterval(folds));
 
     // Links to objects deleted while no one reads their records are found by a walk over every link on a schedule.
     if (links && deps.linkCheckEveryMs) {

@@ -46,6 +46,11 @@ function code(field: string): string {
   return c;
 }
 
+/** A download's id as its count entries name it: the UUID's 16 bytes in 22 characters. */
+function downloadTag(download: string): string {
+  return Buffer.from(download.replaceAll('-', ''), 'hex').toString('base64url');
+}
+
 /** Family letter and parts joined by NUL (one string, one encode: this runs ~14 times per imported record). */
 function build(family: string, ...parts: string[]): Buffer {
   return Buffer.from(parts.length === 0 ? family : `${family}\0${parts.join('\0')}`, 'utf8');
@@ -109,9 +114,13 @@ export const keys = {
    * is the download event's id (a UUID), written in 22 characters, once.
    */
   downloadCount: (download: string) => {
-    const tag = Buffer.from(download.replaceAll('-', ''), 'hex').toString('base64url');
+    const tag = downloadTag(download);
     return (id: RecordId) => Buffer.from(`C\0${id[0]}\0${id[1]}\0${id[2]}\0${tag}`, 'utf8');
   },
+  downloadTag: (download: string) => downloadTag(download),
+  downloads: () => under(Buffer.from('X', 'latin1')),
+  /** Every count entry of every record, a record's together (its entry without a download first). */
+  allDownloadCounts: () => under(Buffer.from('C', 'latin1')),
   /** Every count entry of a record, the one without a download included. */
   downloadCounts: (id: RecordId) => {
     const k = idKey('C', id);

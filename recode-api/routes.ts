@@ -342,6 +342,8 @@ export function registerRoutes(app: FastifyInstance, d: RouteDeps): void {
             d.metrics.exportBytes.inc({ format }, ev.bytes);
             d.metrics.exportSeconds.observe({ format }, (performance.now() - t0) / 1000);
             d.metrics.downloadEvents.inc({ format, complete: String(ev.complete) });
+            // A client gone mid-export may leave a count write in flight: it lands before the download is finished (and foldable).
+            await counting.catch(() => undefined);
             await store.finishDownload(ev);
           }
         })(),

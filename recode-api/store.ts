@@ -118,6 +118,9 @@ export class RecodeStore {
   /** Live (not deleted) records per collection, "inst\0coll" → n; authoritative under the write lock. */
   private readonly counts = new Map<string, number>();
   private current: CollectionSchema;
+  /** Downloads started before this are no one's: their exports ended with an earlier process. */
+  private readonly openedAt = Date.now();
+  private folding: Promise<{ records: number; entries: number }> | undefined;
 
   private constructor(
     private readonly db: Level<Buffer, string>,
@@ -141,8 +144,9 @@ export class RecodeStore {
     return store;
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    await this.folding?.catch(() => undefined);
+    await this.db.close();
   }
 
   get schema(): CollectionSchema {
@@ -391,6 +395,62 @@ export class RecodeStore {
     await batch.write();
   }
 
+  /**
+   * Sums the count entries of finished downloads into each record's entry
+   * without a download, so counts keep one entry per record however many
+   * exports ran. A download still running keeps its entries (its writes may
+   * still land); one an earlier process left unfinished is folded. A record's
+   * new sum and the entries it absorbs go in one batch, so a crash part-way
+   * loses and doubles nothing. One fold at a time.
+   */
+  foldDownloadCounts(): Promise<{ records: number; entries: number }> {
+    this.folding ??= this.fold().finally(() => (this.folding = undefined));
+    return this.folding;
+  }
+
+  private async fold(): Promise<{ records: number; entries: number }> {
+    const done = new Set<string>();
+    for await (const v of this.db.values(keys.downloads())) {
+      const ev = JSON.parse(v) as DownloadEvent;
+      if (ev.finished !== undefined || ev.started < this.openedAt) done.add(keys.downloadTag(ev.id));
+    }
+    let ops: BatchOp[] = [];
+    let records = 0;
+    let entries = 0;
+    let record: Buffer | undefined; // the current record's entry without a download
+    let sum = 0;
+    let absorbed: Buffer[] = [];
+    const closeRecord = async () => {
+      if (record && absorbed.length > 0) {
+        ops.push({ type: 'put', key: record, value: String(sum) }, ...absorbed.map((key): BatchOp => ({ type: 'del', key })));
+        records++;
+        entries += absorbed.length;
+      }
+      absorbed = [];
+      sum = 0;
+      if (ops.length >= 10_000) {
+        await this.db.batch(ops);
+        ops = [];
+      }
+    };
+    for await (const [k, v] of this.db.iterator(keys.allDownloadCounts())) {
+      const tagAt = nthIndexOf(k, 0, 4); // C \0 inst \0 coll \0 cat [\0 tag]
+      const base = tagAt < 0 ? k : k.subarray(0, tagAt);
+      if (!record || !base.equals(record)) {
+        await closeRecord();
+        record = Buffer.from(base);
+      }
+      if (tagAt < 0) sum += Number(v);
+      else if (done.has(k.subarray(tagAt + 1).toString('latin1'))) {
+        sum += Number(v);
+        absorbed.push(k);
+      }
+    }
+    await closeRecord();
+    if (ops.length > 0) await this.db.batch(ops);
+    return { records, entries };
+  }
+
   /** How many downloads exported the record: the sum of its count entries. */
   async downloadCount(id: RecordId): Promise<number> {
     let n = 0;
@@ -503,4 +563,14 @@ export function diff(before: StoredRecord | undefined, after: StoredRecord): Rec
   put('media', before?.media, after.media);
   put('deleted', before?.deleted, after.deleted);
   return out;
+}
+
+/** Where the `n`th `byte` in `buf` is, or -1. */
+function nthIndexOf(buf: Buffer, byte: number, n: number): number {
+  let at = -1;
+  for (let i = 0; i < n; i++) {
+    at = buf.indexOf(byte, at + 1);
+    if (at < 0) return -1;
+  }
+  return at;
 }

@@ -189,6 +189,49 @@ t.test('download counts: one entry per download and record, summed on read; the 
   t.equal(await store.downloadCount(['NHM', 'ENT', 'A']), 0, 'a record whose id is a prefix of counted ones has none');
 });
 
+t.test('download counts folded: finished downloads into one entry per record, running ones left alone, counts unchanged', async (t) => {
+  const dir = await tempDir('valentine-recode-fold-');
+  t.teardown(() => removeDir(dir));
+  const old = new Level<string, string>(dir);
+  await old.put('C\0NHM\0ENT\0A-1', '5'); // a count from before per-download entries
+  await old.close();
+  let store = await RecodeStore.open(dir);
+  const a = ['NHM', 'ENT', 'A-1'] as const;
+  const b = ['NHM', 'ENT', 'A-10'] as const;
+  const by = { by: 'tester', format: 'ndjson', query: {} };
+  // A download an earlier process started and never finished: its export is gone with it.
+  const orphan = await store.startDownload(by);
+  await store.countDownloads(orphan.id, [a]);
+  await store.close();
+  await new Promise((r) => setTimeout(r, 5));
+  store = await RecodeStore.open(dir);
+
+  const [d1, d2, running] = [await store.startDownload(by), await store.startDownload(by), await store.startDownload(by)];
+  await store.countDownloads(d1.id, [a, b]);
+  await store.countDownloads(d2.id, [a]);
+  await store.countDownloads(running.id, [a, b]);
+  await store.finishDownload(d1);
+  await store.finishDownload(d2);
+  t.same(await store.foldDownloadCounts(), { records: 2, entries: 4 }, 'a absorbs d1, d2 and the orphan; b absorbs d1');
+  t.equal(await store.downloadCount(a), 9, 'a: 5 before, the orphan, d1, d2 and the running download');
+  t.equal(await store.downloadCount(b), 2, 'b: d1 and the running download');
+  t.same(await store.foldDownloadCounts(), { records: 0, entries: 0 }, 'nothing left to fold while the running download runs');
+  await store.countDownloads(d1.id, [a]);
+  t.equal(await store.downloadCount(a), 10, 'an entry of a folded download written again counts again: hence only finished downloads fold');
+  await store.finishDownload(running);
+  const [x, y] = await Promise.all([store.foldDownloadCounts(), store.foldDownloadCounts()]);
+  t.equal(x, y, 'a fold asked for during one joins it');
+  t.same(x, { records: 2, entries: 3 });
+  t.equal(await store.downloadCount(a), 10);
+  t.equal(await store.downloadCount(b), 2);
+  await store.close();
+  const raw = new Level<string, string>(dir);
+  const left: Record<string, string> = {};
+  for await (const [k, v] of raw.iterator({ gt: 'C\0', lt: 'C\x01' })) left[k] = v;
+  await raw.close();
+  t.same(left, { 'C\0NHM\0ENT\0A-1': '10', 'C\0NHM\0ENT\0A-10': '2' }, 'on disk: one entry per record');
+});
+
 t.test('data fields read from stored text without a parse: the values JSON.parse sees, and CSV rows as from parsed records', async (t) => {
   const r = rng(11);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
