@@ -6,7 +6,7 @@ import { Ajv } from 'ajv';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { CredentialLookup } from '../gateway/s3/index.js';
-import type { Engine, Logger } from '../tiering/index.js';
+import { Periodic, type Engine, type Logger } from '../tiering/index.js';
 import { RecodeError, toProblem, toRecodeError } from './errors.js';
 import { createRecodeMetrics } from './metrics.js';
 import { routeDoc, type RouteDoc } from './openapi.js';
@@ -87,28 +87,22 @@ export function buildRecode(deps: RecodeDeps): FastifyPluginAsync {
     registerRoutes(app, { store, engine: deps.engine, credentials: deps.credentials, metrics, routes, prefix, mediaUrl, ...(links && { links }) });
 
     // An export appends one count entry per record; a fold on a schedule keeps them one per record.
-    const folds = setInterval(() => {
-      store
-        .foldDownloadCounts()
-        .then((r) => r.entries > 0 && deps.log.info(r, 'RECODE download counts folded'))
-        .catch((err: unknown) => deps.log.warn({ err: String(err) }, 'RECODE download count fold failed'));
-    }, Math.min(deps.countFoldEveryMs ?? 24 * 3600_000, 2 ** 31 - 1));
-    folds.unref();
-    app.addHook('onClose', async () => clearInterval(folds));
+    const foldEvery = deps.countFoldEveryMs ?? 24 * 3600_000;
+    const folds = new Periodic('RECODE download count fold', foldEvery, async () => {
+      const r = await store.foldDownloadCounts();
+      if (r.entries > 0) deps.log.info(r, 'RECODE download counts folded');
+    }, deps.log);
+    folds.start(foldEvery);
+    app.addHook('onClose', () => folds.stop());
 
     // Links to objects deleted while no one reads their records are found by a walk over every link on a schedule.
     if (links && deps.linkCheckEveryMs) {
-      let walking = false;
-      const timer = setInterval(() => {
-        if (walking) return;
-        walking = true;
-        brokenLinks(store, deps.engine, undefined, Infinity, links)
-          .then((r) => deps.log.info({ broken: r.broken.length }, 'RECODE link check finished'))
-          .catch((err: unknown) => deps.log.warn({ err: String(err) }, 'RECODE link check failed'))
-          .finally(() => (walking = false));
-      }, Math.min(deps.linkCheckEveryMs, 2 ** 31 - 1));
-      timer.unref();
-      app.addHook('onClose', async () => clearInterval(timer));
+      const checks = new Periodic('RECODE link check', deps.linkCheckEveryMs, async () => {
+        const r = await brokenLinks(store, deps.engine, undefined, Infinity, links);
+        deps.log.info({ broken: r.broken.length }, 'RECODE link check finished');
+      }, deps.log);
+      checks.start(deps.linkCheckEveryMs);
+      app.addHook('onClose', () => checks.stop());
     }
   };
 }

@@ -121,6 +121,15 @@ export const keys = {
   downloads: () => under(Buffer.from('X', 'latin1')),
   /** Every count entry of every record, a record's together (its entry without a download first). */
   allDownloadCounts: () => under(Buffer.from('C', 'latin1')),
+  /** A count entry's parts: the key of its record's entry without a download, and its download's tag if it has one. */
+  countEntryParts: (k: Buffer): { base: Buffer; tag?: string } => {
+    let at = -1;
+    for (let n = 0; n < 4; n++) {
+      at = k.indexOf(SEP, at + 1); // the fourth NUL comes before <download>
+      if (at < 0) return { base: k };
+    }
+    return { base: k.subarray(0, at), tag: k.subarray(at + 1).toString('latin1') };
+  },
   /** Every count entry of a record, the one without a download included. */
   downloadCounts: (id: RecordId) => {
     const k = idKey('C', id);

@@ -384,8 +384,10 @@ export class RecodeStore {
    * Count download `download` once for each record: one new entry per record,
    * nothing read (see keys.ts). An entry is keyed by its download, so writing
    * it twice still counts once and concurrent downloads never touch the same
-   * key. Not synced: the download event's synced finish makes them durable
-   * (LevelDB's log is written in order).
+   * key. Not synced, as counts are statistics: the download event's synced
+   * finish takes them to disk with it (LevelDB's log is written in order),
+   * except across a switch to a new log, whose predecessor is not synced, so
+   * a crash can lose some counts, never a record.
    */
   async countDownloads(download: string, ids: RecordId[]): Promise<void> {
     // A chained batch: abstract-level's array batch copies and re-checks every operation first.
@@ -434,14 +436,13 @@ export class RecodeStore {
       }
     };
     for await (const [k, v] of this.db.iterator(keys.allDownloadCounts())) {
-      const tagAt = nthIndexOf(k, 0, 4); // C \0 inst \0 coll \0 cat [\0 tag]
-      const base = tagAt < 0 ? k : k.subarray(0, tagAt);
+      const { base, tag } = keys.countEntryParts(k);
       if (!record || !base.equals(record)) {
         await closeRecord();
         record = Buffer.from(base);
       }
-      if (tagAt < 0) sum += Number(v);
-      else if (done.has(k.subarray(tagAt + 1).toString('latin1'))) {
+      if (tag === undefined) sum += Number(v);
+      else if (done.has(tag)) {
         sum += Number(v);
         absorbed.push(k);
       }
@@ -563,14 +564,4 @@ export function diff(before: StoredRecord | undefined, after: StoredRecord): Rec
   put('media', before?.media, after.media);
   put('deleted', before?.deleted, after.deleted);
   return out;
-}
-
-/** Where the `n`th `byte` in `buf` is, or -1. */
-function nthIndexOf(buf: Buffer, byte: number, n: number): number {
-  let at = -1;
-  for (let i = 0; i < n; i++) {
-    at = buf.indexOf(byte, at + 1);
-    if (at < 0) return -1;
-  }
-  return at;
 }

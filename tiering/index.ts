@@ -13,6 +13,7 @@ export { validateBucketName, validateKey, MAX_KEY_BYTES } from './names.js';
 export type { ByteRange } from './read/segment-reader.js';
 export type { Digests } from './write/segment-writer.js';
 export { TierWorker, type WorkerOptions } from './policy/worker.js';
+export { Periodic } from './periodic.js';
 export type { Geometry } from './erasure/layout.js';
 export type { ShardLayout } from './namespace/records.js';
 export { IssueLog, ISSUE_KINDS, ISSUE_STATES, issueId, type IssueFilter, type IssueInput, type IssuePage } from './flows/issues.js';

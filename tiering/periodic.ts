@@ -1,9 +1,12 @@
 // Background work that runs on a timer and on demand: the tier worker, the
-// workstation ingest and the free-space watch. One run at a time (a call
+// workstation ingest, the free-space watch and RECODE's count fold and link
+// check. One run at a time (a call
 // during a run joins it), a pause between the end of one run and the start
 // of the next (so a slow run never piles up behind itself), and a stop that
 // waits for the run in hand.
 import type { Logger } from './log.js';
+
+const MAX_TIMEOUT = 2 ** 31 - 1;
 
 export class Periodic {
   private timer: NodeJS.Timeout | undefined;
@@ -43,6 +46,12 @@ export class Periodic {
 
   private schedule(ms: number): void {
     if (this.stopping) return;
+    // setTimeout takes at most 2^31-1 ms (24.8 days) and fires at once past it: a longer pause waits in steps.
+    if (ms > MAX_TIMEOUT) {
+      this.timer = setTimeout(() => this.schedule(ms - MAX_TIMEOUT), MAX_TIMEOUT);
+      this.timer.unref();
+      return;
+    }
     this.timer = setTimeout(() => {
       void this.runNow()
         .catch((err) => this.log.error({ err: String(err) }, `${this.what} failed`))

@@ -5,10 +5,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import type { BlobWriter, Site } from '../../tiering/index.js';
 
-const newId = () => randomBytes(16).toString('hex');
+export const newId = () => randomBytes(16).toString('hex');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function put(site: Site, id: string, data: Buffer, chunk = 256 * 1024): Promise<void> {
+export async function put(site: Site, id: string, data: Buffer, chunk = 256 * 1024): Promise<void> {
   const w = site.createWriter(id);
   await writeAll(w, data, chunk);
   await w.commit();
@@ -18,7 +18,7 @@ async function writeAll(w: BlobWriter, data: Buffer, chunk = 256 * 1024): Promis
   for (let off = 0; off < data.length; off += chunk) await w.write(data.subarray(off, off + chunk));
 }
 
-async function readBack(site: Site, id: string, blockSize = 1 << 20): Promise<Buffer | undefined> {
+export async function readBack(site: Site, id: string, blockSize = 1 << 20): Promise<Buffer | undefined> {
   const r = await site.open(id);
   if (!r) return undefined;
   try {
@@ -34,7 +34,7 @@ async function readBack(site: Site, id: string, blockSize = 1 << 20): Promise<Bu
   }
 }
 
-async function listed(site: Site): Promise<string[]> {
+export async function listed(site: Site): Promise<string[]> {
   const ids: string[] = [];
   for await (const id of site.list()) ids.push(id);
   return ids.sort();

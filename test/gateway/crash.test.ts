@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { request, type ClientRequest } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import t from 'tap';
-import { removeDir, s3Client, startGateway, tempDir } from '../helpers/gateway.js';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import t, { type Test } from 'tap';
+import { removeDir, s3Client, startGateway, tempDir, type Gateway } from '../helpers/gateway.js';
 import { signedHeaders } from '../helpers/sign.js';
 
 // Half a body (2 MiB) is past the 1 MiB a site keeps in memory, so an unfinished
@@ -41,11 +41,21 @@ async function tmpFiles(dataDir: string): Promise<string[]> {
   return out;
 }
 
+/** A gateway on `dataDir` and its client, both ended at teardown (a killed one included). */
+async function gatewayOn(t: Test, dataDir: string): Promise<{ gw: Gateway; s3: S3Client }> {
+  const gw = await startGateway({ dataDir });
+  const s3 = s3Client(gw);
+  t.teardown(async () => {
+    s3.destroy();
+    await gw.stop();
+  });
+  return { gw, s3 };
+}
+
 t.test('SIGKILL with 20 uploads in flight', async (t) => {
   const dataDir = await tempDir();
   t.teardown(() => removeDir(dataDir));
-  let gw = await startGateway({ dataDir });
-  let s3 = s3Client(gw);
+  let { gw, s3 } = await gatewayOn(t, dataDir);
   await s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
   const bodies = Array.from({ length: 20 }, () => randomBytes(SIZE));
   const uploads = await Promise.all(bodies.map((b, i) => startUpload(gw.s3Url, `obj-${i}`, b)));
@@ -58,12 +68,7 @@ t.test('SIGKILL with 20 uploads in flight', async (t) => {
   uploads.slice(10).forEach((u) => u.abort());
   s3.destroy();
 
-  gw = await startGateway({ dataDir });
-  s3 = s3Client(gw);
-  t.teardown(async () => {
-    s3.destroy();
-    await gw.stop();
-  });
+  ({ gw, s3 } = await gatewayOn(t, dataDir));
   t.same(await tmpFiles(dataDir), [], 'no temp files after start');
   const listed = (await s3.send(new ListObjectsV2Command({ Bucket: 'crash' }))).Contents?.map((c) => c.Key) ?? [];
   t.same(listed.sort(), Array.from({ length: 10 }, (_, i) => `obj-${i}`).sort(), 'exactly the acknowledged uploads are listed');
@@ -76,8 +81,7 @@ t.test('SIGKILL with 20 uploads in flight', async (t) => {
 t.test('SIGKILL during a stream of small PUTs: every acknowledged object reads back, nothing listed is damaged', async (t) => {
   const dataDir = await tempDir();
   t.teardown(() => removeDir(dataDir));
-  let gw = await startGateway({ dataDir });
-  let s3 = s3Client(gw);
+  let { gw, s3 } = await gatewayOn(t, dataDir);
   await s3.send(new CreateBucketCommand({ Bucket: 'crash' }));
   // Small objects go to the sites' small-blob stores, many sharing one synced write.
   const bodies = new Map<string, Buffer>();
@@ -102,12 +106,7 @@ t.test('SIGKILL during a stream of small PUTs: every acknowledged object reads b
   await Promise.all(writers);
   s3.destroy();
 
-  gw = await startGateway({ dataDir });
-  s3 = s3Client(gw);
-  t.teardown(async () => {
-    s3.destroy();
-    await gw.stop();
-  });
+  ({ gw, s3 } = await gatewayOn(t, dataDir));
   const listed = new Set<string>();
   let token: string | undefined;
   do {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { LocalDirSite, type PassSummary } from '../../tiering/index.js';
+import { readBack } from '../conformance/site-conformance.js';
 import { gatewayWithConfig, type Gateway } from '../helpers/gateway.js';
 import { basicAuth, blobsOn, forceTier, tierOf } from '../helpers/tiers.js';
 
@@ -31,11 +32,7 @@ async function storedBlobs(dataDir: string, site: string): Promise<Map<string, B
   const s = await LocalDirSite.open(site, join(dataDir, 'sites', site), { smallBlobBytes: SMALL });
   try {
     const out = new Map<string, Buffer>();
-    for await (const id of s.list()) {
-      const r = (await s.open(id))!;
-      out.set(id, await r.read(0, SMALL));
-      await r.close();
-    }
+    for await (const id of s.list()) out.set(id, (await readBack(s, id))!);
     return out;
   } finally {
     await s.close();

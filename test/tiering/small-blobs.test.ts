@@ -7,38 +7,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { LocalDirSite, type Site } from '../../tiering/index.js';
+import { LocalDirSite } from '../../tiering/index.js';
+import { listed, newId, put, readBack } from '../conformance/site-conformance.js';
 import { removeDir, smallFilesystem, tempDir } from '../helpers/gateway.js';
 
 const LIMIT = 64 * 1024;
-const newBlobId = () => randomBytes(16).toString('hex');
-
-async function put(site: Site, id: string, data: Buffer, chunk = data.length || 1): Promise<void> {
-  const w = site.createWriter(id);
-  for (let off = 0; off < data.length; off += chunk) await w.write(data.subarray(off, off + chunk));
-  await w.commit();
-}
-
-async function readAll(site: Site, id: string): Promise<Buffer | undefined> {
-  const r = await site.open(id);
-  if (!r) return undefined;
-  try {
-    return await r.read(0, 4 << 20);
-  } finally {
-    await r.close();
-  }
-}
 
 /** Blob ids kept as files under blobs/. */
 async function files(root: string): Promise<string[]> {
   const out: string[] = [];
   for (const shard of await readdir(join(root, 'blobs'))) out.push(...(await readdir(join(root, 'blobs', shard))));
-  return out.sort();
-}
-
-async function listed(site: Site): Promise<string[]> {
-  const out: string[] = [];
-  for await (const id of site.list()) out.push(id);
   return out.sort();
 }
 
@@ -56,15 +34,15 @@ t.test('blobs up to the limit go to the store, larger ones to files; all read, s
   ]);
   const ids = new Map<string, string>();
   for (const [name, data] of blobs) {
-    const id = newBlobId();
+    const id = newId();
     ids.set(name, id);
-    await put(site, id, data, name === 'at limit, in pieces' ? 10_000 : name === 'large' ? 1 << 20 : data.length || 1);
+    await put(site, id, data, name === 'at limit, in pieces' ? 10_000 : 1 << 20);
   }
   t.same(await files(dir), [ids.get('one past'), ids.get('large')].sort(), 'only the blobs past the limit are files');
   t.same(await listed(site), [...ids.values()].sort(), 'every blob is listed once');
   for (const [name, data] of blobs) {
     const id = ids.get(name)!;
-    t.ok((await readAll(site, id))?.equals(data), `${name}: reads back byte-identical`);
+    t.ok((await readBack(site, id))?.equals(data), `${name}: reads back byte-identical`);
     t.same(await site.stat(id), { size: data.length }, `${name}: stat gives its size`);
   }
   const r = (await site.open(ids.get('small')!))!;
@@ -83,23 +61,23 @@ t.test('the store keeps its blobs across a reopen, and after the option is turne
   const dir = await tempDir();
   t.teardown(() => removeDir(dir));
   let site = await LocalDirSite.open('S', dir, { smallBlobBytes: LIMIT });
-  const blobs = Array.from({ length: 50 }, () => ({ id: newBlobId(), data: randomBytes(1 + Math.floor(Math.random() * LIMIT)) }));
+  const blobs = Array.from({ length: 50 }, () => ({ id: newId(), data: randomBytes(1 + Math.floor(Math.random() * LIMIT)) }));
   await Promise.all(blobs.map((b) => put(site, b.id, b.data)));
   await site.close();
 
   site = await LocalDirSite.open('S', dir);
   t.teardown(() => site.close());
   let same = 0;
-  for (const b of blobs) if ((await readAll(site, b.id))?.equals(b.data)) same++;
+  for (const b of blobs) if ((await readBack(site, b.id))?.equals(b.data)) same++;
   t.equal(same, blobs.length, 'every blob reads back after reopening without the option');
-  const fresh = { id: newBlobId(), data: randomBytes(1000) };
+  const fresh = { id: newId(), data: randomBytes(1000) };
   await put(site, fresh.id, fresh.data);
   t.same(await files(dir), [fresh.id], 'new small blobs are files again');
 
   // A repair rewrites a store blob as a file now: the file's bytes win and the stored copy goes.
   const repaired = randomBytes(blobs[0]!.data.length);
   await put(site, blobs[0]!.id, repaired);
-  t.ok((await readAll(site, blobs[0]!.id))?.equals(repaired), 'the rewritten blob reads its new bytes');
+  t.ok((await readBack(site, blobs[0]!.id))?.equals(repaired), 'the rewritten blob reads its new bytes');
   t.equal((await listed(site)).filter((id) => id === blobs[0]!.id).length, 1, 'and is listed once');
 });
 
@@ -109,10 +87,10 @@ t.test('concurrent small writes each read back what they wrote', async (t) => {
   const site = await LocalDirSite.open('S', dir, { smallBlobBytes: LIMIT });
   t.teardown(() => site.close());
   const content = (id: string) => createHash('sha256').update(id).digest().toString('hex').repeat(64);
-  const ids = Array.from({ length: 500 }, () => newBlobId());
+  const ids = Array.from({ length: 500 }, () => newId());
   await Promise.all(ids.map((id) => put(site, id, Buffer.from(content(id)))));
   let same = 0;
-  for (const id of ids) if ((await readAll(site, id))?.toString() === content(id)) same++;
+  for (const id of ids) if ((await readBack(site, id))?.toString() === content(id)) same++;
   t.equal(same, ids.length, '500 concurrent writes, each read back byte-identical');
   t.same(await files(dir), [], 'none became a file');
 });
@@ -124,7 +102,7 @@ t.test('a full filesystem fails a small write with ENOSPC, reported; freed space
   t.teardown(() => site.close());
   const failures: string[] = [];
   site.onWriteFailure((err) => failures.push((err as NodeJS.ErrnoException).code ?? 'none'));
-  const before = { id: newBlobId(), data: randomBytes(1000) };
+  const before = { id: newId(), data: randomBytes(1000) };
   await put(site, before.id, before.data);
   const filler = join(dir, 'filler');
   await writeFile(filler, Buffer.alloc(0));
@@ -132,12 +110,12 @@ t.test('a full filesystem fails a small write with ENOSPC, reported; freed space
     const more = await appendFile(filler, randomBytes(256 * 1024)).then(() => true, () => false);
     if (!more) break;
   }
-  const err = await put(site, newBlobId(), randomBytes(4096)).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  const err = await put(site, newId(), randomBytes(4096)).then(() => undefined, (e: NodeJS.ErrnoException) => e);
   t.equal(err?.code, 'ENOSPC', 'the write fails with ENOSPC');
   t.same(failures, ['ENOSPC'], 'and the site reports it as such');
   await rm(filler);
-  const after = { id: newBlobId(), data: randomBytes(4096) };
+  const after = { id: newId(), data: randomBytes(4096) };
   await put(site, after.id, after.data);
-  t.ok((await readAll(site, after.id))?.equals(after.data), 'with room again, a small write succeeds, no reopen needed');
-  t.ok((await readAll(site, before.id))?.equals(before.data), 'what was there before is intact');
+  t.ok((await readBack(site, after.id))?.equals(after.data), 'with room again, a small write succeeds, no reopen needed');
+  t.ok((await readBack(site, before.id))?.equals(before.data), 'what was there before is intact');
 });

@@ -147,7 +147,10 @@ export class LocalDirSite extends Site {
       },
       commit: async () => {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
-        if (!opened) {
+        // Only a blob held whole (at most SMALL_BLOB bytes, the store's largest) can go to the store or have a copy there.
+        const wasHeld = !opened;
+        let written = false;
+        if (wasHeld) {
           const data = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
           if (this.small && heldBytes <= (this.opts.smallBlobBytes ?? 0)) {
             await this.small.put(id, data);
@@ -157,21 +160,21 @@ export class LocalDirSite extends Site {
           }
           try {
             await this.writeWhole(finalPath, data);
-            await this.dropSmallCopy(id);
-            done = true;
+            done = written = true;
             held = [];
-            return;
           } catch (err) {
             // A repair rewrites a blob that is there but bad: replace it through tmp and rename.
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           }
         }
-        await fd.fsync(await spill());
-        await closeFile();
-        await rename(tmpPath, finalPath);
-        done = true;
-        await this.syncDir(dirname(finalPath));
-        await this.dropSmallCopy(id);
+        if (!written) {
+          await fd.fsync(await spill());
+          await closeFile();
+          await rename(tmpPath, finalPath);
+          done = true;
+          await this.syncDir(dirname(finalPath));
+        }
+        if (wasHeld) await this.dropSmallCopy(id);
       },
       abort: async () => {
         held = [];
