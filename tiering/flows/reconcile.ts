@@ -92,9 +92,10 @@ const PERSIST_EVERY_MS = 1000;
 /** Objects a pass checks at once. */
 const OBJECTS_AT_ONCE = 4;
 /**
- * Check reads in flight at once: libuv's default four threads while no
- * client reads, half of them while clients do, so a client's read always
- * finds a free thread instead of queueing behind the scrub's 4 MiB reads.
+ * Check reads in flight at once on the event loop (blobs a site cannot
+ * check on its own thread): libuv's default four threads while no client
+ * reads, half of them while clients do, so a client's read always finds a
+ * free thread instead of queueing behind the scrub's 4 MiB reads.
  */
 const CHECK_READS_IDLE = 4;
 const CHECK_READS_BESIDE_CLIENTS = 2;

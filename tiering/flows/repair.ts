@@ -9,6 +9,7 @@ import type { Codec } from '../erasure/codec.js';
 import { verifyShard } from '../erasure/encoder.js';
 import { pieceSizeOf, shardBytes } from '../erasure/layout.js';
 import type { Segment, ShardLayout } from '../namespace/records.js';
+import { CHECK_READ, unitsPerRead, type UnitCheck, type UnitChecksums } from '../sites/blob-check.js';
 import type { BlobReader, Site } from '../sites/site.js';
 
 /** What a check found: healthy, absent, or present with wrong bytes. */
@@ -17,33 +18,12 @@ export type Finding = { state: 'ok' } | { state: 'missing' | 'corrupt' | 'unread
 /** Called with the bytes read, so the caller can hold a rate. */
 export type Pace = (bytes: number) => Promise<void>;
 
-async function withReader<T>(site: Site, blob: string, fn: (r: BlobReader) => Promise<T>): Promise<T | Finding> {
-  let reader: BlobReader | undefined;
-  try {
-    reader = await site.open(blob);
-  } catch (err) {
-    return { state: 'unreadable', detail: `site ${site.name}: ${(err as Error).message}` };
-  }
-  if (!reader) return { state: 'missing', detail: `blob ${blob} is missing from site ${site.name}` };
-  try {
-    return await fn(reader);
-  } catch (err) {
-    return { state: 'unreadable', detail: `site ${site.name}: ${(err as Error).message}` };
-  } finally {
-    await reader.close().catch(() => undefined);
-  }
-}
-
-/** Bytes a check reads at once: several blocks or pieces per read, so a pass costs few syscalls and seeks. */
-const CHECK_READ = 4 << 20;
-
 /**
- * The blob reads of a pass's checks. At most `slots()` are in flight at
- * once (asked at each read, so the limit can follow client load): a local
- * site reads on libuv's thread pool (four threads by default), and a
- * client's read queues behind every scrub read already queued there. The
- * read buffers are reused from blob to blob, so a pass over small objects
- * makes no garbage of them.
+ * The blob reads of a pass's checks that run on the event loop (blobs a
+ * site cannot check off it: see Site.checkBlob). At most `slots()` are in
+ * flight at once (asked at each read, so the limit can follow client load).
+ * The read buffers are reused from blob to blob, so a pass over small
+ * objects makes no garbage of them.
  */
 export class CheckReads {
   private inFlight = 0;
@@ -84,97 +64,107 @@ export class CheckReads {
 }
 
 /**
- * A blob read front to back in large reads of whole units (blocks or
- * pieces, `stride` apart), the next read in flight while the caller checks
- * the units of the last, so the disk is never idle. Two buffers take turns:
- * a unit's bytes are valid until the caller moves two reads on. The last
- * read asks for one byte more than `total`, so a blob that is too long is
- * found without a read of its own.
+ * Check a blob against its units' CRC32s: off the event loop where the site
+ * can, else read here front to back in large reads of whole units, the next
+ * read in flight while the units of the last are checked. Two buffers take
+ * turns. The last read asks for one byte more than the blob should hold, so
+ * a blob that is too long is found without a read of its own.
  */
-async function withUnits<T>(r: BlobReader, total: number, stride: number, reads: CheckReads, fn: (units: UnitReader) => Promise<T>): Promise<T> {
-  const per = Math.max(1, Math.floor(CHECK_READ / stride)) * stride;
-  const last = Math.max(0, Math.ceil(total / per) - 1);
-  const bufs = [reads.take(per + 1), reads.take(per + 1)]; // + 1: room for the byte past the end
+async function checkUnits(site: Site, blob: string, expect: UnitChecksums, reads: CheckReads, pace: Pace): Promise<UnitCheck> {
+  let offLoop: UnitCheck | undefined;
+  try {
+    offLoop = await site.checkBlob(blob, expect);
+  } catch (err) {
+    return { state: 'unreadable', message: (err as Error).message };
+  }
+  if (offLoop) {
+    await pace(expect.size);
+    return offLoop;
+  }
+  let r: BlobReader | undefined;
+  try {
+    r = await site.open(blob);
+  } catch (err) {
+    return { state: 'unreadable', message: (err as Error).message };
+  }
+  if (!r) return { state: 'missing' };
+  const { size, unit, crcs } = expect;
+  const expected = new DataView(crcs.buffer, crcs.byteOffset, crcs.byteLength);
+  const per = unitsPerRead(unit) * unit;
+  const last = Math.max(0, Math.ceil(size / per) - 1);
+  const bufs = [reads.take(per + 1), reads.take(per + 1)];
   const start = (c: number) => {
     const off = c * per;
-    const len = Math.min(per, total - off) + (c === last ? 1 : 0);
+    const len = Math.min(per, size - off) + (c === last ? 1 : 0);
     const read = reads.read(r, off, len, bufs[c % 2]!.subarray(0, len));
     read.catch(() => undefined); // a read-ahead nobody awaits must not crash the process
     return read;
   };
-  let at = -1;
-  let chunk: Buffer = Buffer.alloc(0);
-  let next: Promise<Buffer> | undefined;
-  const load = async (c: number) => {
-    if (c === at) return;
-    chunk = await (next && at === c - 1 ? next : start(c));
-    at = c;
-    next = c < last ? start(c + 1) : undefined;
-  };
+  let next: Promise<Buffer> | undefined = start(0);
   try {
-    return await fn({
-      async unit(i, len) {
-        const off = i * stride;
-        const c = Math.floor(off / per);
-        await load(c);
-        const from = off - c * per;
-        return chunk.subarray(from, from + len);
-      },
-      async longer() {
-        await load(last);
-        return last * per + chunk.length > total;
-      },
-    });
+    for (let c = 0, u = 0; ; c++) {
+      const chunk = await next!;
+      next = c < last ? start(c + 1) : undefined;
+      const off = c * per;
+      const body = Math.min(per, size - off); // the bytes of this read's units
+      for (let at = 0; at < Math.min(chunk.length, body); at += unit, u++) {
+        const len = Math.min(unit, body - at);
+        await pace(len);
+        if (at + len > chunk.length) return { state: 'short', bytes: off + chunk.length };
+        if (crc32(chunk.subarray(at, at + len)) !== expected.getUint32(u * 4)) return { state: 'mismatch', unit: u };
+      }
+      if (chunk.length < body) return { state: 'short', bytes: off + chunk.length };
+      if (c === last) return chunk.length > body ? { state: 'long' } : { state: 'ok' };
+    }
+  } catch (err) {
+    return { state: 'unreadable', message: (err as Error).message };
   } finally {
     await next?.catch(() => undefined); // its buffer goes back to the pool only once nothing writes into it
     for (const b of bufs) reads.give(b);
+    await r.close().catch(() => undefined);
   }
-}
-
-interface UnitReader {
-  /** Unit `i` (`len` bytes; shorter when the blob is); units are asked for in order. */
-  unit(i: number, len: number): Promise<Buffer>;
-  /** True when the blob holds more than `total` bytes; asked after the last unit. */
-  longer(): Promise<boolean>;
 }
 
 /** Check one full copy of a segment on `site`. */
 export async function checkCopy(site: Site, seg: Segment, reads: CheckReads, pace: Pace): Promise<Finding> {
-  const crcs = Buffer.from(seg.crc32, 'base64');
-  return withReader(site, seg.blob, (r) =>
-    withUnits(r, seg.size, seg.blockSize, reads, async (blocks): Promise<Finding> => {
-      for (let b = 0, off = 0; off < seg.size; b++, off += seg.blockSize) {
-        const len = Math.min(seg.blockSize, seg.size - off);
-        const buf = await blocks.unit(b, len);
-        await pace(buf.length);
-        if (buf.length !== len) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is short: ${off + buf.length} of ${seg.size} bytes` };
-        if (crc32(buf) !== crcs.readUInt32BE(b * 4)) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} fails its checksum at offset ${off}` };
-      }
-      if (await blocks.longer()) return { state: 'corrupt', detail: `blob ${seg.blob} on site ${site.name} is longer than ${seg.size} bytes` };
-      return { state: 'ok' };
-    }),
-  );
+  const c = await checkUnits(site, seg.blob, { size: seg.size, unit: seg.blockSize, crcs: Buffer.from(seg.crc32, 'base64') }, reads, pace);
+  const what = `blob ${seg.blob} on site ${site.name}`;
+  switch (c.state) {
+    case 'ok':
+      return c;
+    case 'missing':
+      return { state: 'missing', detail: `blob ${seg.blob} is missing from site ${site.name}` };
+    case 'unreadable':
+      return { state: 'unreadable', detail: `site ${site.name}: ${c.message}` };
+    case 'short':
+      return { state: 'corrupt', detail: `${what} is short: ${c.bytes} of ${seg.size} bytes` };
+    case 'mismatch':
+      return { state: 'corrupt', detail: `${what} fails its checksum at offset ${c.unit * seg.blockSize}` };
+    case 'long':
+      return { state: 'corrupt', detail: `${what} is longer than ${seg.size} bytes` };
+  }
 }
 
 /** Check shard `index` of a layout on its site. */
 export async function checkShard(site: Site, layout: ShardLayout, index: number, reads: CheckReads, pace: Pace): Promise<Finding> {
   const shard = layout.shards[index]!;
-  const crcs = Buffer.from(shard.crc32, 'base64');
   const size = shardBytes(layout);
-  return withReader(site, shard.blob, (r) =>
-    withUnits(r, size, layout.pieceSize, reads, async (pieces): Promise<Finding> => {
-      for (let s = 0; s < layout.stripes; s++) {
-        const len = pieceSizeOf(layout, s);
-        const piece = await pieces.unit(s, len);
-        await pace(piece.length);
-        if (piece.length !== len || crc32(piece) !== crcs.readUInt32BE(s * 4)) {
-          return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} fails its checksum at stripe ${s}` };
-        }
-      }
-      if (await pieces.longer()) return { state: 'corrupt', detail: `shard ${index} (blob ${shard.blob}) on site ${site.name} is longer than ${size} bytes` };
-      return { state: 'ok' };
-    }),
-  );
+  const c = await checkUnits(site, shard.blob, { size, unit: layout.pieceSize, crcs: Buffer.from(shard.crc32, 'base64') }, reads, pace);
+  const what = `shard ${index} (blob ${shard.blob}) on site ${site.name}`;
+  switch (c.state) {
+    case 'ok':
+      return c;
+    case 'missing':
+      return { state: 'missing', detail: `blob ${shard.blob} is missing from site ${site.name}` };
+    case 'unreadable':
+      return { state: 'unreadable', detail: `site ${site.name}: ${c.message}` };
+    case 'short':
+      return { state: 'corrupt', detail: `${what} fails its checksum at stripe ${Math.floor(c.bytes / layout.pieceSize)}` };
+    case 'mismatch':
+      return { state: 'corrupt', detail: `${what} fails its checksum at stripe ${c.unit}` };
+    case 'long':
+      return { state: 'corrupt', detail: `${what} is longer than ${size} bytes` };
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import { access, mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { fileChecker, type UnitCheck, type UnitChecksums } from './blob-check.js';
 import { Site, type BlobReader, type BlobWriter, type SiteSupports } from './site.js';
 import { SmallBlobStore } from './small-blob-store.js';
 
@@ -245,6 +246,12 @@ export class LocalDirSite extends Site {
         else await fd.close(f);
       },
     };
+  }
+
+  /** A file is checked by the worker; a blob the small-blob store holds (in memory: no worker needed) is read. */
+  protected override async _checkBlob(id: string, expect: UnitChecksums): Promise<UnitCheck | undefined> {
+    if (this.small && expect.size <= SMALL_BLOB && this.small.get(id, true) !== undefined) return undefined;
+    return fileChecker.check(this.pathOf(id), expect);
   }
 
   protected async _delete(id: string): Promise<void> {

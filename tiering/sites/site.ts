@@ -3,6 +3,8 @@
 // site speaks this interface only. The abstract base validates arguments once
 // and calls the small protected methods each backend implements.
 
+import type { UnitCheck, UnitChecksums } from './blob-check.js';
+
 /** Blob ids are generated (see newBlobId), never derived from object keys. */
 const BLOB_ID = /^[0-9a-f]{32}$/;
 
@@ -67,6 +69,15 @@ export abstract class Site {
     assertBlobId(id);
     return this._stat(id);
   }
+  /**
+   * Check a blob against the CRC32s of its units without bringing its bytes
+   * onto the event loop, where the backend can (blob-check.ts). Undefined:
+   * it cannot for this blob; read it through open().
+   */
+  async checkBlob(id: string, expect: UnitChecksums): Promise<UnitCheck | undefined> {
+    assertBlobId(id);
+    return this._checkBlob(id, expect);
+  }
   /** Every blob id the site holds (for reconciliation; order unspecified). */
   list(): AsyncIterable<string> {
     return this._list();
@@ -86,6 +97,9 @@ export abstract class Site {
   protected abstract _delete(id: string): Promise<void>;
   protected abstract _stat(id: string): Promise<{ size: number } | undefined>;
   protected abstract _list(): AsyncIterable<string>;
+  protected async _checkBlob(_id: string, _expect: UnitChecksums): Promise<UnitCheck | undefined> {
+    return undefined;
+  }
 }
 
 /** `writer`, telling `report` once when a write or the commit fails. */

@@ -1,14 +1,16 @@
-// The scrub's checks of one stored copy, against a real site directory on
-// disk: a copy or shard that is whole, missing, short, longer than its
-// record, or with a flipped byte in any of its large reads is judged so;
-// and the pass's reads stay within the limit it sets, a limit that may
+// The scrub's checks of one stored copy: a copy or shard that is whole,
+// missing, short, longer than its record, or with a flipped byte in any of
+// its large reads is judged so, whether the site checks it off the event
+// loop (a real site directory on disk: its worker thread) or it is read on
+// the event loop (a site in memory; a blob in a small-blob store); and the
+// event loop's reads stay within the limit the pass sets, a limit that may
 // change while checks wait.
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import t from 'tap';
-import { LocalDirSite, type Segment, type ShardLayout } from '../../../tiering/index.js';
+import { LocalDirSite, MemorySite, type Segment, type ShardLayout, type Site } from '../../../tiering/index.js';
 import { CheckReads, checkCopy, checkShard } from '../../../tiering/flows/repair.js';
 import { removeDir, tempDir } from '../../helpers/gateway.js';
 
@@ -21,91 +23,116 @@ function crcs(data: Buffer, unit: number): string {
   return out.toString('base64');
 }
 
-async function put(site: LocalDirSite, blob: string, data: Buffer): Promise<string> {
-  const w = site.createWriter(blob);
-  await w.write(data);
-  await w.commit();
-  return join(site.root, 'blobs', blob.slice(0, 2), blob);
-}
-
 function segmentOf(blob: string, data: Buffer, blockSize = MiB): Segment {
   return { blob, size: data.length, md5: '', sha256: '', blockSize, crc32: crcs(data, blockSize) };
 }
 
-async function flip(path: string, at: number): Promise<void> {
-  const buf = await readFile(path);
-  buf[at] = buf[at]! ^ 0xff;
-  await writeFile(path, buf);
+/** A site, and how the test damages a blob on it. */
+interface Backend {
+  site: Site;
+  put(blob: string, data: Buffer): Promise<void>;
+  change(blob: string, to: (bytes: Buffer) => Buffer): Promise<void>;
 }
 
-async function siteIn(t: { teardown(fn: () => Promise<void>): void }): Promise<LocalDirSite> {
+async function put(site: Site, blob: string, data: Buffer): Promise<void> {
+  const w = site.createWriter(blob);
+  await w.write(data);
+  await w.commit();
+}
+
+/** A site directory on disk: its files are checked by the worker thread. */
+async function onDisk(t: { teardown(fn: () => Promise<void>): void }): Promise<Backend> {
   const dir = await tempDir('flows-repair-');
   t.teardown(() => removeDir(dir));
-  return LocalDirSite.open('A', dir);
+  const site = await LocalDirSite.open('A', dir);
+  const path = (blob: string) => join(site.root, 'blobs', blob.slice(0, 2), blob);
+  return { site, put: (blob, data) => put(site, blob, data), change: async (blob, to) => writeFile(path(blob), to(await readFile(path(blob)))) };
 }
 
-t.test('a full copy read in 4 MiB reads: whole, missing, flipped in a later read, short, longer, empty', async (t) => {
-  const site = await siteIn(t);
-  const reads = new CheckReads(() => 2);
-  const data = randomBytes(9 * MiB + 123); // three reads, the last partial
-  const blob = 'a'.repeat(32);
-  const path = await put(site, blob, data);
-  const seg = segmentOf(blob, data);
+/** A site in memory: its blobs are read on the event loop. */
+function inMemory(): Backend {
+  const site = new MemorySite('A');
+  return { site, put: (blob, data) => put(site, blob, data), change: async (blob, to) => void site.blobs.set(blob, to(site.blobs.get(blob)!)) };
+}
 
-  t.same(await checkCopy(site, seg, reads, noPace), { state: 'ok' }, 'a whole copy is ok');
-  t.equal((await checkCopy(site, { ...seg, blob: 'b'.repeat(32) }, reads, noPace)).state, 'missing', 'an absent blob is missing');
+const flipped = (at: number) => (b: Buffer) => {
+  const c = Buffer.from(b);
+  c[at] = c[at]! ^ 0xff;
+  return c;
+};
+const plus = (byte: number) => (b: Buffer) => Buffer.concat([b, Buffer.from([byte])]);
+const cut = (len: number) => (b: Buffer) => b.subarray(0, len);
 
-  await flip(path, 8 * MiB + 5);
-  const flipped = await checkCopy(site, seg, reads, noPace);
-  t.equal(flipped.state, 'corrupt', 'a byte flipped in the third read is found');
-  t.match(flipped, { detail: /fails its checksum at offset 8388608/ }, 'at the block that holds it');
-  await flip(path, 8 * MiB + 5);
+for (const [where, backend] of [
+  ['checked off the event loop (site directory)', onDisk],
+  ['read on the event loop (site in memory)', inMemory],
+] as const) {
+  t.test(`${where}: a full copy in 4 MiB reads: whole, missing, flipped in a later read, short, longer, empty`, async (t) => {
+    const { site, put, change } = await backend(t);
+    const reads = new CheckReads(() => 2);
+    const data = randomBytes(9 * MiB + 123); // three reads, the last partial
+    const blob = 'a'.repeat(32);
+    await put(blob, data);
+    const seg = segmentOf(blob, data);
 
-  await appendFile(path, Buffer.from([0]));
-  t.match(await checkCopy(site, seg, reads, noPace), { state: 'corrupt', detail: /is longer than 9437307 bytes/ }, 'one byte too many is found');
-  await truncate(path, data.length - 1);
-  t.match(await checkCopy(site, seg, reads, noPace), { state: 'corrupt', detail: /is short: 9437306 of 9437307 bytes/ }, 'one byte too few is found');
+    t.same(await checkCopy(site, seg, reads, noPace), { state: 'ok' }, 'a whole copy is ok');
+    t.equal((await checkCopy(site, { ...seg, blob: 'b'.repeat(32) }, reads, noPace)).state, 'missing', 'an absent blob is missing');
 
-  // Exactly one read's worth: the byte past the end falls in the last read, not a read of its own.
-  const four = randomBytes(4 * MiB);
-  const fourPath = await put(site, 'c'.repeat(32), four);
-  t.same(await checkCopy(site, segmentOf('c'.repeat(32), four), reads, noPace), { state: 'ok' }, 'a blob of exactly one read is ok');
-  await appendFile(fourPath, Buffer.from([1]));
-  t.equal((await checkCopy(site, segmentOf('c'.repeat(32), four), reads, noPace)).state, 'corrupt', 'and found longer with one byte more');
+    await change(blob, flipped(8 * MiB + 5));
+    const found = await checkCopy(site, seg, reads, noPace);
+    t.equal(found.state, 'corrupt', 'a byte flipped in the third read is found');
+    t.match(found, { detail: /fails its checksum at offset 8388608/ }, 'at the block that holds it');
+    await change(blob, flipped(8 * MiB + 5));
 
-  const emptyPath = await put(site, 'd'.repeat(32), Buffer.alloc(0));
-  const empty = segmentOf('d'.repeat(32), Buffer.alloc(0));
-  t.same(await checkCopy(site, empty, reads, noPace), { state: 'ok' }, 'an empty copy is ok');
-  await appendFile(emptyPath, Buffer.from([2]));
-  t.equal((await checkCopy(site, empty, reads, noPace)).state, 'corrupt', 'an empty copy that gained a byte is not');
-});
+    await change(blob, plus(0));
+    t.match(await checkCopy(site, seg, reads, noPace), { state: 'corrupt', detail: /is longer than 9437307 bytes/ }, 'one byte too many is found');
+    await change(blob, cut(data.length - 1));
+    t.match(await checkCopy(site, seg, reads, noPace), { state: 'corrupt', detail: /is short: 9437306 of 9437307 bytes/ }, 'one byte too few is found');
 
-t.test('a shard checked stripe by stripe: whole, flipped, longer than its layout', async (t) => {
-  const site = await siteIn(t);
-  const reads = new CheckReads(() => 2);
-  const pieceSize = 256 * 1024;
-  const data = randomBytes(20 * pieceSize + 1000); // 21 stripes over two reads
-  const blob = 'e'.repeat(32);
-  const path = await put(site, blob, data);
-  const layout: ShardLayout = { k: 2, m: 1, pieceSize, lastPieceSize: 1000, stripes: 21, shards: [{ site: 'A', blob, crc32: crcs(data, pieceSize) }] };
+    // Exactly one read's worth: the byte past the end falls in the last read, not a read of its own.
+    const four = randomBytes(4 * MiB);
+    await put('c'.repeat(32), four);
+    t.same(await checkCopy(site, segmentOf('c'.repeat(32), four), reads, noPace), { state: 'ok' }, 'a blob of exactly one read is ok');
+    await change('c'.repeat(32), plus(1));
+    t.equal((await checkCopy(site, segmentOf('c'.repeat(32), four), reads, noPace)).state, 'corrupt', 'and found longer with one byte more');
 
-  t.same(await checkShard(site, layout, 0, reads, noPace), { state: 'ok' }, 'a whole shard is ok');
-  await flip(path, 20 * pieceSize + 10);
-  t.match(await checkShard(site, layout, 0, reads, noPace), { state: 'corrupt', detail: /fails its checksum at stripe 20/ }, 'a flip in the last stripe is found');
-  await flip(path, 20 * pieceSize + 10);
-  await appendFile(path, Buffer.from([0]));
-  t.match(await checkShard(site, layout, 0, reads, noPace), { state: 'corrupt', detail: /is longer than/ }, 'a shard longer than its layout is found');
-});
+    await put('d'.repeat(32), Buffer.alloc(0));
+    const empty = segmentOf('d'.repeat(32), Buffer.alloc(0));
+    t.same(await checkCopy(site, empty, reads, noPace), { state: 'ok' }, 'an empty copy is ok');
+    await change('d'.repeat(32), plus(2));
+    t.equal((await checkCopy(site, empty, reads, noPace)).state, 'corrupt', 'an empty copy that gained a byte is not');
+  });
+
+  t.test(`${where}: a shard checked stripe by stripe: whole, flipped, short, longer than its layout`, async (t) => {
+    const { site, put, change } = await backend(t);
+    const reads = new CheckReads(() => 2);
+    const pieceSize = 256 * 1024;
+    const data = randomBytes(20 * pieceSize + 1000); // 21 stripes over two reads
+    const blob = 'e'.repeat(32);
+    await put(blob, data);
+    const layout: ShardLayout = { k: 2, m: 1, pieceSize, lastPieceSize: 1000, stripes: 21, shards: [{ site: 'A', blob, crc32: crcs(data, pieceSize) }] };
+
+    t.same(await checkShard(site, layout, 0, reads, noPace), { state: 'ok' }, 'a whole shard is ok');
+    await change(blob, flipped(20 * pieceSize + 10));
+    t.match(await checkShard(site, layout, 0, reads, noPace), { state: 'corrupt', detail: /fails its checksum at stripe 20/ }, 'a flip in the last stripe is found');
+    await change(blob, flipped(20 * pieceSize + 10));
+    await change(blob, cut(15 * pieceSize + 7));
+    t.match(await checkShard(site, layout, 0, reads, noPace), { state: 'corrupt', detail: /fails its checksum at stripe 15/ }, 'a shard cut short in stripe 15 is found there');
+    await change(blob, () => data);
+    await change(blob, plus(0));
+    t.match(await checkShard(site, layout, 0, reads, noPace), { state: 'corrupt', detail: /is longer than/ }, 'a shard longer than its layout is found');
+  });
+}
 
 t.test('reads in flight stay within the limit, which may change while checks wait', async (t) => {
-  const site = await siteIn(t);
+  const { site, put } = inMemory();
   let limit = 1;
   const reads = new CheckReads(() => limit);
   const blobs = await Promise.all(
     Array.from({ length: 8 }, async (_, i) => {
       const data = randomBytes(6 * MiB);
       const blob = String(i).repeat(32);
-      await put(site, blob, data);
+      await put(blob, data);
       return segmentOf(blob, data);
     }),
   );
@@ -123,4 +150,26 @@ t.test('reads in flight stay within the limit, which may change while checks wai
   t.ok((await second).every((f) => f.state === 'ok'), 'all checked after the limit rose');
   t.ok(most <= 3, `at most three in flight (saw ${most})`);
   t.equal(reads.active, 0, 'no read left in flight');
+});
+
+t.test('a blob held by a small-blob store is checked on the event loop; a file beside it by the worker, at a lower priority', async (t) => {
+  const dir = await tempDir('flows-repair-small-');
+  t.teardown(() => removeDir(dir));
+  const site = await LocalDirSite.open('A', dir, { smallBlobBytes: 16 * 1024 });
+  t.teardown(() => site.close());
+  const reads = new CheckReads(() => 2);
+  const small = randomBytes(4096);
+  const large = randomBytes(2 * MiB + 1);
+  await put(site, 'f'.repeat(32), small);
+  await put(site, '0'.repeat(31) + '1', large);
+  t.same(await checkCopy(site, segmentOf('f'.repeat(32), small, 1024), reads, noPace), { state: 'ok' }, 'the stored small blob is ok');
+  const wrong = segmentOf('f'.repeat(32), flipped(3000)(small), 1024);
+  t.match(await checkCopy(site, wrong, reads, noPace), { state: 'corrupt', detail: /at offset 2048/ }, 'and judged against its record');
+  t.same(await checkCopy(site, segmentOf('0'.repeat(31) + '1', large), reads, noPace), { state: 'ok' }, 'the file is ok');
+
+  // The worker lowered its own thread's priority: an operator sees it in top -H as a thread at nice 10.
+  const nices = await Promise.all(
+    (await readdir('/proc/self/task')).map(async (tid) => Number((await readFile(`/proc/self/task/${tid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[16])),
+  );
+  t.ok(nices.includes(10), `a thread of this process runs at nice 10 (nice values: ${[...new Set(nices)].join(', ')})`);
 });
