@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_COLUMN } from '../bulk.js';
 import { csvField, csvRow } from '../csv.js';
-import { DataFieldReader, lineOfText, mediaJsonOf, valueOfJson } from '../record-json.js';
+import { DataFieldReader, idText, mediaJsonOf, valueOfJson } from '../record-json.js';
 import type { CollectionSchema } from '../schema.js';
 import type { Match } from '../search.js';
 import { idString, type MediaLink } from '../store.js';
@@ -41,8 +41,16 @@ async function* written(rows: Rows, write: (m: Match, out: Out) => void, header 
 const gathered = (rows: Rows, line: (m: Match) => string, header = '') => written(rows, (m, out) => out.text(line(m)), header);
 
 export function ndjson(rows: Rows): AsyncGenerator<Buffer> {
-  // The stored text is the view without its id: no record is decoded.
-  return gathered(rows, (m) => `${lineOfText(m.id, m.text)}\n`);
+  // The stored text is the view without its id: no record is decoded. The line is record-json.ts lineOfText's,
+  // written without making it: `{"id":…`, then the stored text, whose opening '{' becomes the comma after the id.
+  return written(rows, (m, out) => {
+    const head = `{"id":${idText(m.id)}`;
+    out.room((head.length + m.text.length) * 3 + 1);
+    const at = out.pos + out.buf.write(head, out.pos);
+    out.pos = at + out.buf.write(m.text, at);
+    out.buf[at] = 0x2c; // ','
+    out.buf[out.pos++] = 0x0a; // '\n'
+  });
 }
 
 const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));

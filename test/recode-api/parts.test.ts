@@ -12,7 +12,7 @@ import t from 'tap';
 import { csvField, csvRow, parseCsv } from '../../recode-api/csv.js';
 import { RECODE_ERRORS } from '../../recode-api/errors.js';
 import { DataFieldReader, decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
-import { csv } from '../../recode-api/export/formats.js';
+import { csv, ndjson } from '../../recode-api/export/formats.js';
 import { Match } from '../../recode-api/search.js';
 import { zip } from '../../recode-api/export/zip.js';
 import { CollectionSchema, DARWIN_CORE_SCHEMA, dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
@@ -107,6 +107,13 @@ t.test('NDJSON export line: the same text as the record view serialised whole', 
     { ...base, data, media: [], deleted: { at: 1_700_000_900_000, by: 'W', reason: 'duplicate' } },
   ];
   for (const rec of cases) t.equal(recordLine(['NHM', 'ENT', 'X/1'], rec), JSON.stringify(recordView(['NHM', 'ENT', 'X/1'], rec)));
+  // The export writes the same lines into its output bytes (ids and values with quotes, escapes and unicode; lines larger than a piece).
+  const ids = [['NHM', 'ENT', 'X/1'], ['K', 'B', 'é/🦋 "1"\\'], ['N', 'P', '\t']] as const;
+  const big = { ...base, data: { ...data, occurrenceRemarks: 'é🦋"\n'.repeat(100_000) } };
+  const all = [...cases, big].flatMap((rec) => ids.map((id) => ({ id, rec })));
+  const got: Buffer[] = [];
+  for await (const b of ndjson((async function* () { yield all.map(({ id, rec }) => new Match(id, encodeRecord(rec))); })())) got.push(b);
+  t.ok(Buffer.concat(got).equals(Buffer.from(all.map(({ id, rec }) => `${JSON.stringify(recordView(id, rec))}\n`).join(''))), 'the export: the same bytes');
 });
 
 t.test('stored record text: decodes to the same record; deletion is seen without decoding', async (t) => {
