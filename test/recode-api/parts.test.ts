@@ -321,6 +321,28 @@ t.test('CSV rows from stored bytes (export/csv-row.ts): the same bytes as rows w
   t.ok(Buffer.concat(got).equals(Buffer.from(csvRow([...fields, 'media']) + reference(big, []))), 'a row larger than a piece');
 });
 
+t.test('records read a chunk ahead (export, count): the same chunks; a walk stopped part-way leaves no read behind', async (t) => {
+  const dir = await tempDir('valentine-recode-ahead-');
+  t.teardown(() => removeDir(dir));
+  const raw = new Level<string, string>(dir);
+  await raw.batch(Array.from({ length: 2500 }, (_, n) => ({ type: 'put' as const, key: `R\0I\0C\0${String(n).padStart(5, '0')}`, value: `{"n":${n}}` })));
+  await raw.close();
+  const store = await RecodeStore.open(dir);
+  const read = async (ahead: boolean, stopAfter = Infinity) => {
+    const chunks: [string, string][][] = [];
+    for await (const c of store.recordChunks(keys.records(), 1000, ahead)) {
+      chunks.push(c);
+      if (chunks.length === stopAfter) break;
+    }
+    return chunks;
+  };
+  const plain = await read(false);
+  t.same(plain.map((c) => c.length), [1000, 1000, 500]);
+  t.same(await read(true), plain, 'the same chunks');
+  t.same(await read(true, 1), plain.slice(0, 1), 'stopped after the first: its read-ahead is waited for, the iterator closed');
+  await store.close();
+});
+
 t.test('the record key an index entry points at, cut from the entry\'s bytes', async (t) => {
   const ids = [['NHM', 'ENT', 'A-1'], ['K', 'B', 'é/🦋 1'], ['NHM', 'PAL', 'X']] as const;
   for (const id of ids) {
