@@ -86,8 +86,8 @@ export class CsvRowWriter {
           }
           const c = b[s];
           if (c === QUOTE) {
-            end = stringEnd(b, s) + 1;
-            o = stringCell(b, s, end, ob, o);
+            o = stringCell(b, s, ob, o);
+            end = cellEnd;
           } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
             end = nestedEnd(b, s);
             o = jsonCell(b, s, end, ob, o);
@@ -125,19 +125,27 @@ function sameName(b: Buffer, at: number, name: Uint8Array): boolean {
   return b[at + name.length] === QUOTE;
 }
 
+/** Just after the string stringCell() last read (a second result, without an object for it). */
+let cellEnd = 0;
+
 /**
- * The cell of the JSON string b[s, end): its bytes between the quotes, in quotes if it holds a comma (a quote or a
- * line break in it would be an escape). A string with an escape is decoded and written the reference way.
+ * The cell of the JSON string opening at `s`, copied as it is scanned: its bytes between the quotes, in quotes if it
+ * holds a comma (a quote or a line break in it would be an escape). A string with an escape is decoded and written
+ * the reference way.
  */
-function stringCell(b: Buffer, s: number, end: number, ob: Buffer, o: number): number {
+function stringCell(b: Buffer, s: number, ob: Buffer, o: number): number {
   const start = o;
   let comma = false;
-  for (let j = s + 1; j < end - 1; j++) {
-    const c = b[j]!;
-    if (c === BACKSLASH) return start + ob.write(csvField(JSON.parse(b.toString('utf8', s, end)) as string), start);
+  let j = s + 1;
+  for (let c = b[j]!; c !== QUOTE; c = b[++j]!) {
+    if (c === BACKSLASH) {
+      cellEnd = stringEnd(b, s) + 1;
+      return start + ob.write(csvField(JSON.parse(b.toString('utf8', s, cellEnd)) as string), start);
+    }
     if (c === COMMA) comma = true;
     ob[o++] = c;
   }
+  cellEnd = j + 1;
   if (!comma) return o;
   ob.copyWithin(start + 1, start, o);
   ob[start] = QUOTE;
