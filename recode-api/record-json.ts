@@ -27,7 +27,8 @@ function ms(isoText: string): number {
   return lastParsedMs;
 }
 
-const idText = (id: RecordId) => JSON.stringify(id.join('/'));
+/** A record's id as JSON text. */
+export const idText = (id: RecordId) => JSON.stringify(id.join('/'));
 
 /** The stored text of a record, written out field by field (the field order is the view's). */
 export function encodeRecord(rec: StoredRecord): string {

@@ -181,13 +181,14 @@ function visit<K extends Buffer | string>(key: K, idOf: (key: K) => RecordId, te
  * Walk a plan from after `from`, yielding the visited entries in order a chunk at a time (matches carry their record).
  * An index walk reads its keys `chunk` at a time and their records `reads` at a time, the next part's read started
  * before this part is checked: a page that other filters thin out reads few records past its last match, and its
- * reads (LevelDB's threads) overlap its checks (the main thread).
+ * reads (LevelDB's threads) overlap its checks (the main thread). `whole`: the caller reads the walk to its end, so a
+ * record walk reads its next chunk ahead too (a page would read one it mostly does not need).
  */
-export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256, reads = chunk): AsyncGenerator<Visit[]> {
+export async function* walkChunks(store: RecodeStore, q: SearchQuery, p: Plan, from?: Buffer, chunk = 256, reads = chunk, whole = false): AsyncGenerator<Visit[]> {
   const range = from && Buffer.compare(from, p.range.gt) > 0 ? { gt: from, lt: p.range.lt } : p.range;
   const matches = p.liveIsMatch ? null : matcher(q);
   if (p.walk === 'records') {
-    for await (const got of store.recordChunks(range, chunk)) yield got.map(([key, text]) => visit(key, keys.recordIdOf, text, matches));
+    for await (const got of store.recordChunks(range, chunk, whole)) yield got.map(([key, text]) => visit(key, keys.recordIdOf, text, matches));
     return;
   }
   for await (const got of store.keyChunks(range, chunk)) {
@@ -218,7 +219,7 @@ export async function* walk(store: RecodeStore, q: SearchQuery, p: Plan, from?: 
 
 /** Every match of `q`, in order, a chunk at a time (exports: no per-record async step, never more than a chunk held). */
 export async function* matchChunks(store: RecodeStore, q: SearchQuery): AsyncGenerator<Match[]> {
-  for await (const visits of walkChunks(store, q, plan(q), undefined, 1000)) {
+  for await (const visits of walkChunks(store, q, plan(q), undefined, 1000, 1000, true)) {
     const hits: Match[] = [];
     for (const v of visits) if (v.match) hits.push(v.match);
     if (hits.length > 0) yield hits;
@@ -247,7 +248,7 @@ export async function count(store: RecodeStore, q: SearchQuery): Promise<number>
     }
     return n;
   }
-  for await (const visits of walkChunks(store, q, p, undefined, 1000)) for (const v of visits) if (v.match) n++;
+  for await (const visits of walkChunks(store, q, p, undefined, 1000, 1000, true)) for (const v of visits) if (v.match) n++;
   return n;
 }
 

@@ -324,16 +324,25 @@ export class RecodeStore {
    * callers filter). Keys come as text: a record key is UTF-8 (keys.ts), and a Buffer for each costs an export ~1 µs
    * of CPU per record more, most of it the collector's.
    */
-  async *recordChunks(range: Range, chunk = 256): AsyncGenerator<[string, string][]> {
+  async *recordChunks(range: Range, chunk = 256, ahead = false): AsyncGenerator<[string, string][]> {
     // classic-level stops a nextv() at highWaterMarkBytes (16 KiB by default: ~30 records); let it fill the chunk.
     const it = this.db.iterator<string, string>({ gt: range.gt.toString('utf8'), lt: range.lt.toString('utf8'), keyEncoding: 'utf8', highWaterMarkBytes: chunk * 2048 });
+    let next: Promise<[string, string][]> | undefined;
     try {
       for (;;) {
-        const got = await it.nextv(chunk);
+        const got = await (next ?? it.nextv(chunk));
+        next = undefined;
         if (got.length === 0) return;
+        // `ahead`, for a caller that reads the walk to its end (export, count): the next chunk is read on LevelDB's
+        // thread while the caller works through this one, instead of after.
+        if (ahead) {
+          next = it.nextv(chunk);
+          next.catch(() => {}); // awaited next time round, or in finally if the caller stops first
+        }
         yield got;
       }
     } finally {
+      await next?.catch(() => {});
       await it.close();
     }
   }

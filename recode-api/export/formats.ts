@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MEDIA_COLUMN } from '../bulk.js';
 import { csvField, csvRow } from '../csv.js';
-import { DataFieldReader, lineOfText, mediaJsonOf, valueOfJson } from '../record-json.js';
+import { DataFieldReader, idText, mediaJsonOf, valueOfJson } from '../record-json.js';
 import type { CollectionSchema } from '../schema.js';
 import type { Match } from '../search.js';
 import { idString, type MediaLink } from '../store.js';
+import { CsvRowWriter } from './csv-row.js';
+import { CHUNK, Out } from './out.js';
 import { zip } from './zip.js';
 
 export type ExportFormat = 'ndjson' | 'csv' | 'dwca';
@@ -21,25 +23,34 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = { ndjson: 'applicatio
 
 /** Records in export order, a chunk at a time. */
 type Rows = AsyncIterable<Match[]>;
-// Large pieces: fewer writes to the socket and fewer trips through the stream machinery.
-const CHUNK = 256 * 1024;
 
-/** Bytes for each chunk of records, gathered into ~CHUNK pieces (encoded once here: the caller counts bytes, the socket writes them). */
-async function* gathered(rows: Rows, line: (m: Match) => string, header = ''): AsyncGenerator<Buffer> {
-  let buf = header;
+/** The bytes of each record (`write` appends them to `out`), handed on in ~CHUNK pieces: the caller counts bytes, the socket writes them. */
+async function* written(rows: Rows, write: (m: Match, out: Out) => void, header = ''): AsyncGenerator<Buffer> {
+  const out = new Out();
+  out.text(header);
   for await (const chunk of rows) {
-    for (const m of chunk) buf += line(m);
-    if (buf.length >= CHUNK) {
-      yield Buffer.from(buf, 'utf8');
-      buf = '';
+    for (const m of chunk) {
+      write(m, out);
+      if (out.full) yield out.take();
     }
   }
-  if (buf !== '') yield Buffer.from(buf, 'utf8');
+  if (out.pos > 0) yield out.take();
 }
 
+/** The same for a line made as a string (Darwin Core Archive). */
+const gathered = (rows: Rows, line: (m: Match) => string, header = '') => written(rows, (m, out) => out.text(line(m)), header);
+
 export function ndjson(rows: Rows): AsyncGenerator<Buffer> {
-  // The stored text is the view without its id: no record is decoded.
-  return gathered(rows, (m) => `${lineOfText(m.id, m.text)}\n`);
+  // The stored text is the view without its id: no record is decoded. The line is record-json.ts lineOfText's,
+  // written without making it: `{"id":…`, then the stored text, whose opening '{' becomes the comma after the id.
+  return written(rows, (m, out) => {
+    const head = `{"id":${idText(m.id)}`;
+    out.room((head.length + m.text.length) * 3 + 1);
+    const at = out.pos + out.buf.write(head, out.pos);
+    out.pos = at + out.buf.write(m.text, at);
+    out.buf[at] = 0x2c; // ','
+    out.buf[out.pos++] = 0x0a; // '\n'
+  });
 }
 
 const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -59,22 +70,20 @@ export function csv(rows: Rows, schema: CollectionSchema): AsyncGenerator<Buffer
   const fields = schema.fields;
   const reader = new DataFieldReader(fields);
   const cells: (string | undefined)[] = new Array(fields.length + 1);
-  return gathered(
-    rows,
-    (m) => {
-      // From the stored text: no record is decoded. One join makes the row one flat string, so it holds no slices
-      // of the record's text and the texts can go before the chunk is written (fewer objects surviving to the GC).
-      reader.read(m.text, cells);
-      for (let i = 0; i < fields.length; i++) {
-        const json = cells[i];
-        cells[i] = json === undefined ? '' : csvField(cellOfJson(json));
-      }
-      const media = mediaJsonOf(m.text);
-      cells[fields.length] = media === '[]' ? '' : csvField(media);
-      return `${cells.join(',')}\r\n`;
-    },
-    csvRow([...fields, MEDIA_COLUMN]),
-  );
+  // The general row, from the values' JSON texts: for records whose fields are not stored in schema order.
+  const slowRow = (text: string) => {
+    reader.read(text, cells);
+    for (let i = 0; i < fields.length; i++) {
+      const json = cells[i];
+      cells[i] = json === undefined ? '' : csvField(cellOfJson(json));
+    }
+    const media = mediaJsonOf(text);
+    cells[fields.length] = media === '[]' ? '' : csvField(media);
+    return `${cells.join(',')}\r\n`;
+  };
+  // Usually one pass over the stored text's bytes straight into the output (export/csv-row.ts).
+  const rowWriter = new CsvRowWriter(fields, slowRow);
+  return written(rows, (m, out) => rowWriter.write(m.text, out), csvRow([...fields, MEDIA_COLUMN]));
 }
 
 // Darwin Core Archive -------------------------------------------------------

@@ -12,7 +12,7 @@ import t from 'tap';
 import { csvField, csvRow, parseCsv } from '../../recode-api/csv.js';
 import { RECODE_ERRORS } from '../../recode-api/errors.js';
 import { DataFieldReader, decodeFields, decodeRecord, encodeRecord, isDeletedText, recordLine, recordView } from '../../recode-api/record-json.js';
-import { csv } from '../../recode-api/export/formats.js';
+import { csv, ndjson } from '../../recode-api/export/formats.js';
 import { Match } from '../../recode-api/search.js';
 import { zip } from '../../recode-api/export/zip.js';
 import { CollectionSchema, DARWIN_CORE_SCHEMA, dateStart, isDwcDate, sortableNumber } from '../../recode-api/schema.js';
@@ -107,6 +107,13 @@ t.test('NDJSON export line: the same text as the record view serialised whole', 
     { ...base, data, media: [], deleted: { at: 1_700_000_900_000, by: 'W', reason: 'duplicate' } },
   ];
   for (const rec of cases) t.equal(recordLine(['NHM', 'ENT', 'X/1'], rec), JSON.stringify(recordView(['NHM', 'ENT', 'X/1'], rec)));
+  // The export writes the same lines into its output bytes (ids and values with quotes, escapes and unicode; lines larger than a piece).
+  const ids = [['NHM', 'ENT', 'X/1'], ['K', 'B', 'é/🦋 "1"\\'], ['N', 'P', '\t']] as const;
+  const big = { ...base, data: { ...data, occurrenceRemarks: 'é🦋"\n'.repeat(100_000) } };
+  const all = [...cases, big].flatMap((rec) => ids.map((id) => ({ id, rec })));
+  const got: Buffer[] = [];
+  for await (const b of ndjson((async function* () { yield all.map(({ id, rec }) => new Match(id, encodeRecord(rec))); })())) got.push(b);
+  t.ok(Buffer.concat(got).equals(Buffer.from(all.map(({ id, rec }) => `${JSON.stringify(recordView(id, rec))}\n`).join(''))), 'the export: the same bytes');
 });
 
 t.test('stored record text: decodes to the same record; deletion is seen without decoding', async (t) => {
@@ -265,6 +272,75 @@ t.test('data fields read from stored text without a parse: the values JSON.parse
   const got: Buffer[] = [];
   for await (const b of csv((async function* () { yield matches.map((m) => m.match); })(), schema)) got.push(b);
   t.ok(Buffer.concat(got).equals(Buffer.from(csvRow([...fields, 'media']) + matches.map((m) => reference(m.data, m.media)).join(''))), 'the same bytes');
+});
+
+t.test('CSV rows from stored bytes (export/csv-row.ts): the same bytes as rows written from parsed records, whatever the values and field order', async (t) => {
+  const r = rng(12);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const strings = ['', 'plain', 'a "quoted" word', '"', '""', 'back\\slash\\', 'ends in a backslash \\', 'comma, here', ',', 'line\nbreak', 'cr\rlf\r\n', 'tab\there', '\u0001\u001f', 'é🦋 ünïcödé, 中文', '\ud800 lone', 'lone \udfff', '\u2028\u2029', '{"not":"an object"}', '[1,2]', 'null', ' spaced ', 'x'.repeat(3000)];
+  const values = [...strings, 0, -0, 1.5, -90, 1e21, 5e-324, -1.2345e-7, 123456789012, true, false, null, { a: '}', b: [{ c: ']"' }] }, [], {}, [1, 2], ['x', { y: null }], { 'k,"\\': 'v\n' }, { deep: [[[{}]]] }];
+  const schema = CollectionSchema.compile(structuredClone(DARWIN_CORE_SCHEMA) as unknown as Record<string, unknown>);
+  const fields = schema.fields;
+  const base = { version: 1, created: 1_700_000_000_000, createdBy: 'Wé', updated: 1_700_000_000_000, updatedBy: 'W,"', status: 'registered' as const };
+  const medias = [[], [{ bucket: 'b', key: 'k', role: 'image' }], [{ bucket: 'b', key: 'k,"é\n\\', role: 'label' }, { bucket: 'c', key: '🦋', role: 'image' }]];
+  const matches = Array.from({ length: 2000 }, (_, n) => {
+    // Runs of records in schema order (the usual case, fast path), with some in other orders (the general path);
+    // fields left out, fields not in the schema, and every record a different value mix.
+    const kind = Math.floor(n / 100) % 4;
+    const order = kind === 0 ? fields : kind === 1 ? [...fields].reverse() : kind === 2 ? [...fields].sort(() => r() - 0.5) : ['notInSchema', ...fields, 'we"ird\\'];
+    const data: Record<string, unknown> = {};
+    for (const f of order) if (r() < (n % 7 === 0 ? 0.05 : 0.6)) data[f] = pick(values);
+    if (n % 50 === 0) for (const f of Object.keys(data)) delete data[f]; // no fields at all
+    const media = pick(medias);
+    return { data, media, match: new Match(['I', 'C', String(n)], encodeRecord({ ...base, data, media })) };
+  });
+  const reference = (d: Record<string, unknown>, media: unknown[]) =>
+    `${fields.map((f) => (d[f] === undefined || d[f] === null ? '' : csvField(typeof d[f] === 'object' ? JSON.stringify(d[f]) : String(d[f])))).join(',')},${media.length > 0 ? csvField(JSON.stringify(media)) : ''}\r\n`;
+  // Rows in chunks of several sizes (the output is handed on in pieces; a row may be larger than the spare room).
+  for (const size of [1, 7, 1000]) {
+    const got: Buffer[] = [];
+    async function* rows() {
+      for (let i = 0; i < matches.length; i += size) yield matches.slice(i, i + size).map((m) => m.match);
+    }
+    for await (const b of csv(rows(), schema)) got.push(b);
+    const want = Buffer.from(csvRow([...fields, 'media']) + matches.map((m) => reference(m.data, m.media)).join(''));
+    const all = Buffer.concat(got);
+    if (!all.equals(want)) {
+      // Point at the first differing row.
+      const lines = (x: Buffer) => x.toString('utf8').split('\r\n');
+      const [a, b] = [lines(all), lines(want)];
+      const i = a.findIndex((l, k) => l !== b[k]);
+      t.equal(a[i], b[i], `row ${i}`);
+    }
+    t.ok(all.equals(want), `the same bytes, ${size} records a chunk`);
+  }
+  // A row much larger than the output's pieces.
+  const big = { catalogNumber: 'é'.repeat(200_000), locality: 'a,b'.repeat(100_000), dynamicProperties: { x: '"'.repeat(100_000) } };
+  const got: Buffer[] = [];
+  for await (const b of csv((async function* () { yield [new Match(['I', 'C', 'big'], encodeRecord({ ...base, data: big, media: [] }))]; })(), schema)) got.push(b);
+  t.ok(Buffer.concat(got).equals(Buffer.from(csvRow([...fields, 'media']) + reference(big, []))), 'a row larger than a piece');
+});
+
+t.test('records read a chunk ahead (export, count): the same chunks; a walk stopped part-way leaves no read behind', async (t) => {
+  const dir = await tempDir('valentine-recode-ahead-');
+  t.teardown(() => removeDir(dir));
+  const raw = new Level<string, string>(dir);
+  await raw.batch(Array.from({ length: 2500 }, (_, n) => ({ type: 'put' as const, key: `R\0I\0C\0${String(n).padStart(5, '0')}`, value: `{"n":${n}}` })));
+  await raw.close();
+  const store = await RecodeStore.open(dir);
+  const read = async (ahead: boolean, stopAfter = Infinity) => {
+    const chunks: [string, string][][] = [];
+    for await (const c of store.recordChunks(keys.records(), 1000, ahead)) {
+      chunks.push(c);
+      if (chunks.length === stopAfter) break;
+    }
+    return chunks;
+  };
+  const plain = await read(false);
+  t.same(plain.map((c) => c.length), [1000, 1000, 500]);
+  t.same(await read(true), plain, 'the same chunks');
+  t.same(await read(true, 1), plain.slice(0, 1), 'stopped after the first: its read-ahead is waited for, the iterator closed');
+  await store.close();
 });
 
 t.test('the record key an index entry points at, cut from the entry\'s bytes', async (t) => {
