@@ -289,7 +289,7 @@ export class RecodeStore {
    */
   private async stageUpserts(inputs: RecordInput[], by: string): Promise<{ batch: Batch; outcomes: UpsertOutcome[] }> {
     const ids = inputs.map((r) => idOf(r.data));
-    const stored = await this.getMany(ids);
+    const stored = await this.getManyBySpans(ids);
     const state = new Map<string, StoredRecord | undefined>();
     // Deleted records about to be recreated (rare) keep their implied creation entry.
     const kept: BatchOp[] = [];
@@ -371,6 +371,58 @@ export class RecodeStore {
 
   async getMany(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
     return (await this.getManyText(ids.map(keys.record))).map((t) => (t === undefined ? undefined : decodeRecord(t)));
+  }
+
+  /**
+   * getMany for an import's batch, reading each collection's span of the
+   * batch (lowest to highest record key) with one iterator instead of one
+   * lookup per record. A lookup of an absent key (every new record) still
+   * charges LevelDB a seek on a file it consulted, and the compactions those
+   * charges trigger cost an import of new records ~7 µs of CPU per record
+   * (300k records in-process: 46-48 against 40 µs with no reads at all).
+   * A span holding many more stored records than the batch names (records
+   * sent out of catalogue order into a large collection) goes back to
+   * lookups once it has read twice as many.
+   */
+  private async getManyBySpans(ids: RecordId[]): Promise<(StoredRecord | undefined)[]> {
+    const recordKeys = ids.map(keys.record);
+    const groups = new Map<string, number[]>();
+    ids.forEach((id, i) => {
+      const g = `${id[0]}\0${id[1]}`;
+      const list = groups.get(g);
+      if (list) list.push(i);
+      else groups.set(g, [i]);
+    });
+    const texts: (string | undefined)[] = new Array(ids.length);
+    for (const members of groups.values()) {
+      let lo = recordKeys[members[0]!]!;
+      let hi = lo;
+      for (const i of members) {
+        const k = recordKeys[i]!;
+        if (Buffer.compare(k, lo) < 0) lo = k;
+        if (Buffer.compare(k, hi) > 0) hi = k;
+      }
+      const found = await this.spanTexts(lo, hi, 2 * members.length + 100);
+      if (found) for (const i of members) texts[i] = found.get(recordKeys[i]!.toString('utf8'));
+      else (await this.getManyText(members.map((i) => recordKeys[i]!))).forEach((t, j) => (texts[members[j]!] = t));
+    }
+    return texts.map((t) => (t === undefined ? undefined : decodeRecord(t)));
+  }
+
+  /** Stored texts by record key (as text) from lo to hi inclusive, or undefined if there are more than `max`. */
+  private async spanTexts(lo: Buffer, hi: Buffer, max: number): Promise<Map<string, string> | undefined> {
+    const it = this.db.iterator<string, string>({ gte: lo.toString('utf8'), lte: hi.toString('utf8'), keyEncoding: 'utf8', limit: max + 1, highWaterMarkBytes: 256 * 2048 });
+    try {
+      const found = new Map<string, string>();
+      for (;;) {
+        const got = await it.nextv(256);
+        if (got.length === 0) return found;
+        for (const [k, v] of got) found.set(k, v);
+        if (found.size > max) return undefined;
+      }
+    } finally {
+      await it.close();
+    }
   }
 
   /** Media link entries in (bucket, key) order, from after `afterKey`. */

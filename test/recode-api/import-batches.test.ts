@@ -94,3 +94,33 @@ t.test('batched import = one record at a time; bad lines by number; re-run uncha
   t.same(await indexEntries(imported), entries);
   t.equal((await imported.get(idOf(changed)))?.version, 2);
 });
+
+t.test('stored records found by span: a span holding many records the batch does not name, a short one, a dense re-run', async (t) => {
+  const dir = await tempDir('valentine-recode-spans-');
+  const store = await RecodeStore.open(dir);
+  t.teardown(async () => {
+    await store.close();
+    await removeDir(dir);
+  });
+  const rows: Data[] = generate(400, 3).map((d) => ({ ...d, collectionCode: 'BOT' }));
+  const text = (ds: Data[]) => `${ds.map((data) => JSON.stringify({ data })).join('\n')}\n`;
+  const run = (ds: Data[]) => importRecords(store, NO_ENGINE, ndjsonItems(body(text(ds))), BY);
+  t.equal((await run(rows)).created, 400);
+
+  // The batch spans all 400 stored records but names 3 (more than twice its size: read by lookups).
+  const wide = [{ ...rows[0]!, recordedBy: 'Wide' }, rows[399]!, { ...rows[1]!, catalogNumber: `${String(rows[200]!.catalogNumber)}a` }];
+  const a = await run(wide);
+  t.same([a.created, a.updated, a.unchanged, a.failed], [1, 1, 1, 0], 'wide span');
+  // The batch spans 11 stored records (read by one iterator, the 8 it does not name passed over).
+  const short = [{ ...rows[10]!, recordedBy: 'Short' }, rows[20]!, { ...rows[2]!, catalogNumber: `${String(rows[15]!.catalogNumber)}a` }];
+  const b = await run(short);
+  t.same([b.created, b.updated, b.unchanged, b.failed], [1, 1, 1, 0], 'short span');
+  for (const d of [...wide, ...short]) t.same((await store.get(idOf(d)))?.data, d, `${String(d.catalogNumber)} as imported`);
+
+  const all = [...rows, wide[2]!, short[2]!];
+  all[0] = wide[0]!;
+  all[10] = short[0]!;
+  const again = await run(all);
+  t.same([again.created, again.updated, again.unchanged, again.failed], [0, 0, 402, 0], 'a dense re-run finds every record');
+  t.same(store.collections(), [{ institutionCode: 'NHM', collectionCode: 'BOT', records: 402 }]);
+});
