@@ -166,6 +166,9 @@ export function indexValue(kind: IndexKind, v: unknown): string | undefined {
   return kind === 'date' ? dateStart(v) : v;
 }
 
+/** Fields whose values go into keys, where a control character would end a part early. */
+const KEYED_FIELDS = ['institutionCode', 'collectionCode', 'catalogNumber', ...Object.keys(INDEXES)];
+
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f]/;
 
@@ -217,7 +220,7 @@ export class CollectionSchema {
     const out: FieldError[] = [];
     if (!this.check(data)) for (const e of this.check.errors ?? []) out.push(ajvFieldError(e, root));
     const d = data as RecordData;
-    for (const f of ['institutionCode', 'collectionCode', 'catalogNumber', ...Object.keys(INDEXES)]) {
+    for (const f of KEYED_FIELDS) {
       if (typeof d[f] === 'string' && CONTROL.test(d[f]) && !out.some((e) => e.pointer === `${root}/${f}`)) out.push({ pointer: `${root}/${f}`, detail: 'must not contain control characters' });
     }
     return out;
