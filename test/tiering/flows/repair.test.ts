@@ -5,14 +5,16 @@
 // the event loop (a site in memory; a blob in a small-blob store); and the
 // event loop's reads stay within the limit the pass sets, a limit that may
 // change while checks wait.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import t from 'tap';
 import { LocalDirSite, MemorySite, type Segment, type ShardLayout, type Site } from '../../../tiering/index.js';
 import { CheckReads, checkCopy, checkShard } from '../../../tiering/flows/repair.js';
-import { removeDir, tempDir } from '../../helpers/gateway.js';
+import { removeDir, smallFilesystem, tempDir } from '../../helpers/gateway.js';
 
 const MiB = 1 << 20;
 const noPace = async () => undefined;
@@ -172,4 +174,42 @@ t.test('a blob held by a small-blob store is checked on the event loop; a file b
     (await readdir('/proc/self/task')).map(async (tid) => Number((await readFile(`/proc/self/task/${tid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[16])),
   );
   t.ok(nices.includes(10), `a thread of this process runs at nice 10 (nice values: ${[...new Set(nices)].join(', ')})`);
+});
+
+/** Bytes of the file the page cache holds (util-linux fincore); undefined where the tool is missing. */
+async function cached(path: string): Promise<number | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES', path]);
+    return Number(stdout.trim());
+  } catch {
+    return undefined;
+  }
+}
+
+t.test('a large blob is read past the page cache, so the disk is what is checked; a filesystem without direct reads (tmpfs) is read through it', async (t) => {
+  const { site, put: putOnDisk } = await onDisk(t);
+  const reads = new CheckReads(() => 2);
+  const data = randomBytes(9 * MiB);
+  const blob = '7'.repeat(32);
+  await putOnDisk(blob, data);
+  const path = join((site as LocalDirSite).root, 'blobs', blob.slice(0, 2), blob);
+  // Drop the file's pages (GNU dd: count=0 with nocache drops the whole file's cache).
+  await promisify(execFile)('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
+  const before = await cached(path);
+  if (before === undefined) t.comment('fincore is not installed: the page cache is not looked at');
+  t.same(await checkCopy(site, segmentOf(blob, data), reads, noPace), { state: 'ok' }, 'the copy is ok');
+  if (before !== undefined) {
+    t.equal(before, 0, 'none of the file was cached before the check');
+    t.equal(await cached(path), 0, 'and none of it is after: the check read the disk');
+    await readFile(path);
+    t.ok((await cached(path))! > 0, 'while a plain read of the file does fill the cache');
+  }
+
+  const dir = await smallFilesystem(t);
+  if (!dir) return;
+  const onTmpfs = await LocalDirSite.open('T', dir);
+  const five = randomBytes(5 * MiB);
+  await put(onTmpfs, '8'.repeat(32), five);
+  t.same(await checkCopy(onTmpfs, segmentOf('8'.repeat(32), five), reads, noPace), { state: 'ok' }, 'on tmpfs the copy is ok');
+  t.match(await checkCopy(onTmpfs, segmentOf('8'.repeat(32), flipped(4 * MiB + 3)(five)), reads, noPace), { state: 'corrupt', detail: /at offset 4194304/ }, 'and checked against its record');
 });
