@@ -11,15 +11,9 @@
 // byte of a multi-byte UTF-8 character is below 0x80, so scanning bytes for
 // them is safe.
 import { csvField } from '../csv.js';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from '../record-json.js';
 import type { Out } from './out.js';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
 const N = 0x6e; // null
 const MEDIA = Buffer.from(',"media":');
 

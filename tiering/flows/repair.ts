@@ -128,21 +128,10 @@ async function checkUnits(site: Site, blob: string, expect: UnitChecksums, reads
 /** Check one full copy of a segment on `site`. */
 export async function checkCopy(site: Site, seg: Segment, reads: CheckReads, pace: Pace): Promise<Finding> {
   const c = await checkUnits(site, seg.blob, { size: seg.size, unit: seg.blockSize, crcs: Buffer.from(seg.crc32, 'base64') }, reads, pace);
-  const what = `blob ${seg.blob} on site ${site.name}`;
-  switch (c.state) {
-    case 'ok':
-      return c;
-    case 'missing':
-      return { state: 'missing', detail: `blob ${seg.blob} is missing from site ${site.name}` };
-    case 'unreadable':
-      return { state: 'unreadable', detail: `site ${site.name}: ${c.message}` };
-    case 'short':
-      return { state: 'corrupt', detail: `${what} is short: ${c.bytes} of ${seg.size} bytes` };
-    case 'mismatch':
-      return { state: 'corrupt', detail: `${what} fails its checksum at offset ${c.unit * seg.blockSize}` };
-    case 'long':
-      return { state: 'corrupt', detail: `${what} is longer than ${seg.size} bytes` };
-  }
+  return findingOf(c, site, seg.blob, `blob ${seg.blob} on site ${site.name}`, seg.size, {
+    short: (bytes) => `is short: ${bytes} of ${seg.size} bytes`,
+    mismatch: (unit) => `fails its checksum at offset ${unit * seg.blockSize}`,
+  });
 }
 
 /** Check shard `index` of a layout on its site. */
@@ -150,18 +139,25 @@ export async function checkShard(site: Site, layout: ShardLayout, index: number,
   const shard = layout.shards[index]!;
   const size = shardBytes(layout);
   const c = await checkUnits(site, shard.blob, { size, unit: layout.pieceSize, crcs: Buffer.from(shard.crc32, 'base64') }, reads, pace);
-  const what = `shard ${index} (blob ${shard.blob}) on site ${site.name}`;
+  return findingOf(c, site, shard.blob, `shard ${index} (blob ${shard.blob}) on site ${site.name}`, size, {
+    short: (bytes) => `fails its checksum at stripe ${Math.floor(bytes / layout.pieceSize)}`,
+    mismatch: (unit) => `fails its checksum at stripe ${unit}`,
+  });
+}
+
+/** A unit check as a finding about `what` (a copy or a shard), in the words of its kind for where it goes wrong. */
+function findingOf(c: UnitCheck, site: Site, blob: string, what: string, size: number, words: { short(bytes: number): string; mismatch(unit: number): string }): Finding {
   switch (c.state) {
     case 'ok':
       return c;
     case 'missing':
-      return { state: 'missing', detail: `blob ${shard.blob} is missing from site ${site.name}` };
+      return { state: 'missing', detail: `blob ${blob} is missing from site ${site.name}` };
     case 'unreadable':
       return { state: 'unreadable', detail: `site ${site.name}: ${c.message}` };
     case 'short':
-      return { state: 'corrupt', detail: `${what} fails its checksum at stripe ${Math.floor(c.bytes / layout.pieceSize)}` };
+      return { state: 'corrupt', detail: `${what} ${words.short(c.bytes)}` };
     case 'mismatch':
-      return { state: 'corrupt', detail: `${what} fails its checksum at stripe ${c.unit}` };
+      return { state: 'corrupt', detail: `${what} ${words.mismatch(c.unit)}` };
     case 'long':
       return { state: 'corrupt', detail: `${what} is longer than ${size} bytes` };
   }
