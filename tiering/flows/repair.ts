@@ -78,7 +78,7 @@ async function checkUnits(site: Site, blob: string, expect: UnitChecksums, reads
     return { state: 'unreadable', message: (err as Error).message };
   }
   if (offLoop) {
-    await pace(expect.size);
+    await pace(bytesRead(offLoop, expect));
     return offLoop;
   }
   let r: BlobReader | undefined;
@@ -122,6 +122,21 @@ async function checkUnits(site: Site, blob: string, expect: UnitChecksums, reads
     await next?.catch(() => undefined); // its buffer goes back to the pool only once nothing writes into it
     for (const b of bufs) reads.give(b);
     await r.close().catch(() => undefined);
+  }
+}
+
+/** The bytes a check off the event loop read before it knew (what the pace and a pass's byte count are told). */
+function bytesRead(c: UnitCheck, { size, unit }: UnitChecksums): number {
+  switch (c.state) {
+    case 'ok':
+    case 'long':
+      return size;
+    case 'short':
+      return c.bytes;
+    case 'mismatch':
+      return Math.min(size, (c.unit + 1) * unit);
+    default:
+      return 0;
   }
 }
 

@@ -62,21 +62,20 @@ function readAt(f: number, direct: boolean, off: number, want: number): number {
 
 function check(path: string, size: number, unit: number, crcs: Uint8Array): UnitCheck {
   const per = unitsPerRead(unit) * unit;
-  let file: { f: number; direct: boolean };
+  let file: { f: number; direct: boolean }; // readFrom may swap it for a buffered one
   try {
     file = openFile(path, size >= CHECK_READ && per % ALIGN === 0);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return e.code === 'ENOENT' ? { state: 'missing' } : { state: 'unreadable', message: e.message };
   }
-  const { f, direct } = file;
   try {
     const expected = new DataView(crcs.buffer, crcs.byteOffset, crcs.byteLength);
     for (let off = 0, u = 0; ; off += per) {
       const body = Math.min(per, size - off); // the bytes of this read's units
       const last = off + per >= size;
       // The last read asks for one byte past the end, so a blob that is too long is found without a read of its own.
-      const got = readAt(f, direct, off, body + (last ? 1 : 0));
+      const got = readFrom(file, path, off, body + (last ? 1 : 0));
       for (let at = 0; at < Math.min(got, body); at += unit, u++) {
         const len = Math.min(unit, body - at);
         if (at + len > got) return { state: 'short', bytes: off + got };
@@ -88,7 +87,24 @@ function check(path: string, size: number, unit: number, crcs: Uint8Array): Unit
   } catch (err) {
     return { state: 'unreadable', message: (err as Error).message };
   } finally {
-    closeSync(f);
+    closeSync(file.f);
+  }
+}
+
+/**
+ * readAt on `file`; a filesystem that opened the file for direct reads but
+ * refuses them (EINVAL) gets it opened again through the cache, so the check
+ * goes on instead of reporting a healthy blob unreadable.
+ */
+function readFrom(file: { f: number; direct: boolean }, path: string, off: number, want: number): number {
+  try {
+    return readAt(file.f, file.direct, off, want);
+  } catch (err) {
+    if (!file.direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    const again = openFile(path, false); // opened before the old one is closed: `finally` in check() closes whichever is held
+    closeSync(file.f);
+    Object.assign(file, again);
+    return readAt(file.f, false, off, want);
   }
 }
 

@@ -250,7 +250,8 @@ export class LocalDirSite extends Site {
 
   /** A file is checked by the worker; a blob the small-blob store holds (in memory: no worker needed) is read. */
   protected override async _checkBlob(id: string, expect: UnitChecksums): Promise<UnitCheck | undefined> {
-    if (this.small && expect.size <= SMALL_BLOB && this.small.get(id, true) !== undefined) return undefined;
+    // Looked up as _open does: on the event loop only for a site that reads there (a lookup may wait on the disk).
+    if (this.small && expect.size <= SMALL_BLOB && (await this.small.get(id, this.opts.inlineSmallReads === true)) !== undefined) return undefined;
     return fileChecker.check(this.pathOf(id), expect);
   }
 

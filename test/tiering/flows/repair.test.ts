@@ -80,7 +80,13 @@ for (const [where, backend] of [
     t.same(await checkCopy(site, seg, reads, noPace), { state: 'ok' }, 'a whole copy is ok');
     t.equal((await checkCopy(site, { ...seg, blob: 'b'.repeat(32) }, reads, noPace)).state, 'missing', 'an absent blob is missing');
 
+    let paced = 0;
+    const counting = async (n: number) => void (paced += n);
+    await checkCopy(site, { ...seg, blob: 'b'.repeat(32) }, reads, counting);
+    t.equal(paced, 0, 'a missing blob counts no bytes read');
     await change(blob, flipped(8 * MiB + 5));
+    await checkCopy(site, seg, reads, counting);
+    t.equal(paced, 9 * MiB, 'a flip in block 8 counts the nine blocks read up to it');
     const found = await checkCopy(site, seg, reads, noPace);
     t.equal(found.state, 'corrupt', 'a byte flipped in the third read is found');
     t.match(found, { detail: /fails its checksum at offset 8388608/ }, 'at the block that holds it');
