@@ -2,12 +2,16 @@
 // go there and not to files; it keeps them across a reopen and after the
 // option is turned off; a blob written again as a file (a repair after the
 // limit was lowered) replaces the store's copy; a full disk fails a small
-// write with ENOSPC, and the store takes writes again once there is room.
+// write with ENOSPC, and the store takes writes again once there is room;
+// it remembers its largest blob, so larger ones skip its lookup.
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { Level } from 'level';
 import t from 'tap';
 import { LocalDirSite } from '../../tiering/index.js';
+import { SmallBlobStore } from '../../tiering/sites/small-blob-store.js';
 import { listed, newId, put, readBack } from '../conformance/site-conformance.js';
 import { removeDir, smallFilesystem, tempDir } from '../helpers/gateway.js';
 
@@ -119,3 +123,61 @@ t.test('a full filesystem fails a small write with ENOSPC, reported; freed space
   t.ok((await readBack(site, after.id))?.equals(after.data), 'with room again, a small write succeeds, no reopen needed');
   t.ok((await readBack(site, before.id))?.equals(before.data), 'what was there before is intact');
 });
+
+t.test('the store remembers the largest blob it took: sizes past it skip the lookup, across reopens', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const path = join(dir, 'store');
+  let store = await SmallBlobStore.open(path, 1 << 20);
+  t.notOk(store.mayHold(1), 'an empty store holds nothing');
+  await store.put(newId(), randomBytes(1000));
+  await store.put(newId(), randomBytes(5000));
+  await store.put(newId(), randomBytes(3000));
+  t.ok(store.mayHold(5000) && !store.mayHold(5001), 'it may hold up to its largest blob, 5000 bytes');
+  await store.close();
+  store = await SmallBlobStore.open(path, 1 << 20);
+  t.ok(store.mayHold(5000) && !store.mayHold(5001), 'and still knows so after a reopen');
+  let ids = 0;
+  for await (const _ of store.ids()) ids++;
+  t.equal(ids, 3, 'the record of it is not listed as a blob');
+  await store.close();
+  // A store from before the record: it may hold anything up to the site's largest small blob.
+  const raw = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  await raw.del('~largest');
+  await raw.close();
+  store = await SmallBlobStore.open(path, 1 << 20);
+  t.teardown(() => store.close());
+  t.ok(store.mayHold(1 << 20) && !store.mayHold((1 << 20) + 1), 'without the record, every size up to the limit is looked up');
+});
+
+t.test('a blob stored under a raised limit is still found, checked and replaced once the limit is lowered again', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  let site = await LocalDirSite.open('S', dir, { smallBlobBytes: 16 * 1024 });
+  await put(site, newId(), randomBytes(10_000));
+  await site.close();
+  site = await LocalDirSite.open('S', dir, { smallBlobBytes: 256 * 1024 });
+  const big = { id: newId(), data: randomBytes(200 * 1024) };
+  await put(site, big.id, big.data);
+  t.same(await files(dir), [], 'under the raised limit a 200 KiB blob goes to the store');
+  await site.close();
+
+  site = await LocalDirSite.open('S', dir);
+  t.teardown(() => site.close());
+  const file = { id: newId(), data: randomBytes(300 * 1024) };
+  await put(site, file.id, file.data);
+  const expect = (data: Buffer) => ({ size: data.length, unit: 64 * 1024, crcs: unitCrcs(data, 64 * 1024) });
+  t.equal(await site.checkBlob(big.id, expect(big.data)), undefined, 'the 200 KiB blob is found in the store (checked on the event loop, not as a file)');
+  t.same(await site.checkBlob(file.id, expect(file.data)), { state: 'ok' }, 'a larger blob is checked as the file it is');
+  const repaired = randomBytes(big.data.length);
+  await put(site, big.id, repaired);
+  t.ok((await readBack(site, big.id))?.equals(repaired), 'the blob written again as a file reads its new bytes: the store copy went');
+  t.same(await files(dir), [big.id, file.id].sort(), 'both are files now');
+});
+
+/** Each `unit`-byte unit's CRC32, big-endian, as a site's checks want them. */
+function unitCrcs(data: Buffer, unit: number): Buffer {
+  const out = Buffer.alloc(Math.ceil(data.length / unit) * 4);
+  for (let i = 0; i * unit < data.length; i++) out.writeUInt32BE(crc32(data.subarray(i * unit, (i + 1) * unit)), i * 4);
+  return out;
+}

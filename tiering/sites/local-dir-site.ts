@@ -82,7 +82,7 @@ export class LocalDirSite extends Site {
     const smallDir = join(root, 'small');
     // Opened whenever it exists, so the blobs it holds stay readable after the option is turned off.
     const hasSmall = await access(smallDir).then(() => true, () => false);
-    if ((opts.smallBlobBytes ?? 0) > 0 || hasSmall) site.small = await SmallBlobStore.open(smallDir);
+    if ((opts.smallBlobBytes ?? 0) > 0 || hasSmall) site.small = await SmallBlobStore.open(smallDir, SMALL_BLOB);
     await rm(site.tmpDir, { recursive: true, force: true });
     await mkdir(site.tmpDir, { recursive: true });
     await Promise.all(
@@ -150,6 +150,7 @@ export class LocalDirSite extends Site {
         if (done) throw new Error(`blob ${id} was already committed or aborted`);
         // Only a blob held whole (at most SMALL_BLOB bytes, the store's largest) can go to the store or have a copy there.
         const wasHeld = !opened;
+        const size = heldBytes; // spill() below empties the count
         let written = false;
         if (wasHeld) {
           const data = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
@@ -175,7 +176,7 @@ export class LocalDirSite extends Site {
           done = true;
           await this.syncDir(dirname(finalPath));
         }
-        if (wasHeld) await this.dropSmallCopy(id);
+        if (wasHeld) await this.dropSmallCopy(id, size);
       },
       abort: async () => {
         held = [];
@@ -194,8 +195,8 @@ export class LocalDirSite extends Site {
    * first, so a copy left there from a larger `smallBlobBytes` (now written
    * again as a file, a repair) must go, durably, before the file is trusted.
    */
-  private async dropSmallCopy(id: string): Promise<void> {
-    if (this.small && (await this.small.get(id, false)) !== undefined) await this.small.del(id, true);
+  private async dropSmallCopy(id: string, size: number): Promise<void> {
+    if (this.small?.mayHold(size) && (await this.small.get(id, false)) !== undefined) await this.small.del(id, true);
   }
 
   /** A small blob straight to its final name; the directory is synced while the bytes are. */
@@ -251,7 +252,7 @@ export class LocalDirSite extends Site {
   /** A file is checked by the worker; a blob the small-blob store holds (in memory: no worker needed) is read. */
   protected override async _checkBlob(id: string, expect: UnitChecksums): Promise<UnitCheck | undefined> {
     // Looked up as _open does: on the event loop only for a site that reads there (a lookup may wait on the disk).
-    if (this.small && expect.size <= SMALL_BLOB && (await this.small.get(id, this.opts.inlineSmallReads === true)) !== undefined) return undefined;
+    if (this.small?.mayHold(expect.size) && (await this.small.get(id, this.opts.inlineSmallReads === true)) !== undefined) return undefined;
     return fileChecker.check(this.pathOf(id), expect);
   }
 

@@ -10,6 +10,14 @@ import { GroupCommit } from '../group-commit.js';
 
 type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
 
+/**
+ * The size of the largest blob the store has ever taken (decimal text), kept
+ * beside the blobs under a key no blob id can be, and written in the batch
+ * that first stores a blob that large. A blob larger than that is a file,
+ * so reads and checks that know a blob's size skip the store's lookup.
+ */
+const LARGEST = '~largest';
+
 export class SmallBlobStore {
   private readonly durable: GroupCommit<Op>;
 
@@ -17,6 +25,8 @@ export class SmallBlobStore {
     private readonly db: Level<string, Buffer>,
     private readonly path: string,
     private readonly identity: string,
+    /** Never lowered: a delete leaves it, so it may only overstate. */
+    private largest: number,
   ) {
     this.durable = new GroupCommit((ops) => {
       if (!this.inPlace()) throw Object.assign(new Error(`${this.path} is gone or was replaced since it was opened`), { code: 'ENOENT' });
@@ -27,13 +37,17 @@ export class SmallBlobStore {
     });
   }
 
-  static async open(path: string): Promise<SmallBlobStore> {
+  /** `unknownLargest`: the size of blob a store that never recorded its largest may hold. */
+  static async open(path: string, unknownLargest: number): Promise<SmallBlobStore> {
     // No compression: a museum's files (images, scans, archives) are compressed
     // already. Larger memtables than LevelDB's 4 MiB: values are kilobytes, not
     // bytes, and fewer, larger level-0 tables mean less compaction.
     const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', compression: false, writeBufferSize: 16 << 20 });
     await db.open();
-    return new SmallBlobStore(db, path, identityOf(path)!);
+    const recorded = await db.get(LARGEST);
+    // A store written before the record was kept, not empty: any size up to `unknownLargest` may be in it.
+    const largest = recorded !== undefined ? Number(recorded.toString()) : (await db.keys({ limit: 1 }).all()).length > 0 ? unknownLargest : 0;
+    return new SmallBlobStore(db, path, identityOf(path)!, largest);
   }
 
   /**
@@ -50,7 +64,18 @@ export class SmallBlobStore {
 
   /** Resolves once the blob is durable; fails if the store's directory has gone (see inPlace). */
   put(id: string, data: Buffer): Promise<void> {
-    return this.durable.commit([{ type: 'put', key: id, value: data }]);
+    const ops: Op[] = [{ type: 'put', key: id, value: data }];
+    if (data.length > this.largest) {
+      // Raised before the blob can be read, so no lookup skips it; a failed write leaves it overstated only.
+      this.largest = data.length;
+      ops.push({ type: 'put', key: LARGEST, value: Buffer.from(String(data.length)) });
+    }
+    return this.durable.commit(ops);
+  }
+
+  /** False when the store cannot hold a blob of `size` bytes: it is a file, no lookup needed. */
+  mayHold(size: number): boolean {
+    return size <= this.largest;
   }
 
   /** `sync` answers on the event loop (from LevelDB's caches, for the hot tier) instead of the thread pool. */
@@ -66,8 +91,8 @@ export class SmallBlobStore {
     return durable ? this.durable.commit([{ type: 'del', key: id }]) : this.db.del(id);
   }
 
-  ids(): AsyncIterable<string> {
-    return this.db.keys();
+  async *ids(): AsyncIterable<string> {
+    for await (const id of this.db.keys()) if (id !== LARGEST) yield id;
   }
 
   close(): Promise<void> {
