@@ -11,7 +11,7 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
-import { CHECK_READ, unitsPerRead, type UnitCheck } from './blob-check.js';
+import { CHECK_READ, unitsPerRead, type CheckRequest, type UnitCheck } from './blob-check.js';
 
 /** Nice 10: a CPU shared with the event loop gives this thread about a tenth of it. */
 const NICE = 10;
@@ -50,13 +50,19 @@ function openFile(path: string, direct: boolean): { f: number; direct: boolean }
   return { f: openSync(path, 'r'), direct: false };
 }
 
-/** Up to `want` bytes at `off` into buf[0..]; fewer only at the end of the file. */
-function readAt(f: number, direct: boolean, off: number, want: number): number {
+/**
+ * Up to `want` bytes at `off` into buf[0..]; fewer only at the end of the
+ * file. `probe`: the last byte asked for is the one past the blob's end, so
+ * a read that stops just short of it has found the end as expected (no
+ * second read to be told so: most blobs are one read). A read that stops
+ * anywhere else is asked again before it counts as the end.
+ */
+function readAt(f: number, direct: boolean, off: number, want: number, probe: boolean): number {
   // A direct read asks for whole blocks (past the end of the file it just returns less) and goes on only from a block boundary.
   const ask = direct ? Math.ceil(want / ALIGN) * ALIGN : want;
   const b = room(ask);
   let got = 0;
-  for (let n = -1; got < want && n !== 0 && (!direct || got % ALIGN === 0); got += n) n = readSync(f, b, got, ask - got, off + got);
+  for (let n = -1; got < want && n !== 0 && (!direct || got % ALIGN === 0) && !(probe && n !== -1 && got === want - 1); got += n) n = readSync(f, b, got, ask - got, off + got);
   return Math.min(got, want);
 }
 
@@ -64,7 +70,7 @@ function check(path: string, size: number, unit: number, crcs: Uint8Array): Unit
   const per = unitsPerRead(unit) * unit;
   let file: { f: number; direct: boolean }; // readFrom may swap it for a buffered one
   try {
-    file = openFile(path, size >= CHECK_READ && per % ALIGN === 0);
+    file = openFile(path, size >= Number(process.env.VALENTINE_X_DIRECT_MIN ?? CHECK_READ) && per % ALIGN === 0);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return e.code === 'ENOENT' ? { state: 'missing' } : { state: 'unreadable', message: e.message };
@@ -75,7 +81,7 @@ function check(path: string, size: number, unit: number, crcs: Uint8Array): Unit
       const body = Math.min(per, size - off); // the bytes of this read's units
       const last = off + per >= size;
       // The last read asks for one byte past the end, so a blob that is too long is found without a read of its own.
-      const got = readFrom(file, path, off, body + (last ? 1 : 0));
+      const got = readFrom(file, path, off, body + (last ? 1 : 0), last);
       for (let at = 0; at < Math.min(got, body); at += unit, u++) {
         const len = Math.min(unit, body - at);
         if (at + len > got) return { state: 'short', bytes: off + got };
@@ -96,18 +102,19 @@ function check(path: string, size: number, unit: number, crcs: Uint8Array): Unit
  * refuses them (EINVAL) gets it opened again through the cache, so the check
  * goes on instead of reporting a healthy blob unreadable.
  */
-function readFrom(file: { f: number; direct: boolean }, path: string, off: number, want: number): number {
+function readFrom(file: { f: number; direct: boolean }, path: string, off: number, want: number, probe: boolean): number {
   try {
-    return readAt(file.f, file.direct, off, want);
+    return readAt(file.f, file.direct, off, want, probe);
   } catch (err) {
     if (!file.direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
     const again = openFile(path, false); // opened before the old one is closed: `finally` in check() closes whichever is held
     closeSync(file.f);
     Object.assign(file, again);
-    return readAt(file.f, false, off, want);
+    return readAt(file.f, false, off, want, probe);
   }
 }
 
-parentPort!.on('message', ({ id, path, size, unit, crcs }: { id: number; path: string; size: number; unit: number; crcs: Uint8Array }) => {
-  parentPort!.postMessage({ id, result: check(path, size, unit, crcs) });
+// Checks come in batches and their results go back as one: a message each way costs more than checking a small blob.
+parentPort!.on('message', (batch: CheckRequest[]) => {
+  parentPort!.postMessage(batch.map(({ id, path, size, unit, crcs }) => ({ id, result: check(path, size, unit, crcs) })));
 });

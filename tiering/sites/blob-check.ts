@@ -33,41 +33,60 @@ export function unitsPerRead(unit: number): number {
   return Math.max(1, Math.floor(CHECK_READ / Math.max(1, unit)));
 }
 
+/** One check as sent to the worker. */
+export interface CheckRequest extends UnitChecksums {
+  id: number;
+  path: string;
+}
+
+type Pending = { resolve: (c: UnitCheck) => void; reject: (e: Error) => void };
+
 /**
  * The worker that checks local files, one at a time in the order asked.
+ * Checks asked for in one turn of the event loop go to it as one message,
+ * and it answers each message with one: a message each way costs more than
+ * checking a small blob, and a pass asks for an object's copies together.
  * Started on first use; it holds the process open only while checks are
- * pending. A worker that dies fails the checks it held and is started
- * again on the next.
+ * pending. A worker that dies fails the checks it held and is started again
+ * on the next.
  */
 class FileChecker {
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, { resolve: (c: UnitCheck) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, Pending>();
+  private outbox: CheckRequest[] = [];
   private next = 0;
 
   check(path: string, expect: UnitChecksums): Promise<UnitCheck> {
-    const w = this.worker ?? this.start();
     const id = this.next++;
-    if (this.pending.size === 0) w.ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, path, size: expect.size, unit: expect.unit, crcs: expect.crcs });
-    });
+    if (this.outbox.length === 0) setImmediate(() => this.send());
+    this.outbox.push({ id, path, size: expect.size, unit: expect.unit, crcs: expect.crcs });
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  private send(): void {
+    const w = this.worker ?? this.start();
+    w.ref();
+    w.postMessage(this.outbox);
+    this.outbox = [];
   }
 
   private start(): Worker {
     const w = new Worker(new URL('./blob-check-worker.js', import.meta.url));
     w.unref();
-    w.on('message', ({ id, result }: { id: number; result: UnitCheck }) => {
-      const p = this.pending.get(id);
-      this.pending.delete(id);
+    w.on('message', (results: { id: number; result: UnitCheck }[]) => {
+      for (const { id, result } of results) {
+        this.pending.get(id)?.resolve(result);
+        this.pending.delete(id);
+      }
       if (this.pending.size === 0) w.unref();
-      p?.resolve(result);
     });
     const fail = (err: Error) => {
       if (this.worker === w) this.worker = undefined;
-      const waiting = [...this.pending.values()];
-      this.pending.clear();
-      for (const p of waiting) p.reject(new Error(`the blob check worker failed: ${err.message}`));
+      const waiting = [...this.pending.entries()].filter(([id]) => !this.outbox.some((r) => r.id === id));
+      for (const [id, p] of waiting) {
+        this.pending.delete(id);
+        p.reject(new Error(`the blob check worker failed: ${err.message}`));
+      }
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
