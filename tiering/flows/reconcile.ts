@@ -89,8 +89,16 @@ interface ObjectOutcome {
 
 const COPY_KINDS: readonly IssueKind[] = ['missing-copy', 'checksum-mismatch'];
 const PERSIST_EVERY_MS = 1000;
-/** Objects a pass checks at once. */
-const OBJECTS_AT_ONCE = 4;
+/**
+ * Objects a pass checks at once: many small ones (each is mostly a message
+ * to the checking thread and a wait on the disk, and the checks asked for
+ * together travel as one message), few large ones. Within a quarter second
+ * of the rate caps, so they hold to within that; an object larger than the
+ * byte budget goes alone.
+ */
+const OBJECTS_AT_ONCE = 32;
+const BYTES_AT_ONCE = 64 * 2 ** 20;
+const CAP_SECONDS_AT_ONCE = 0.25;
 /**
  * Check reads in flight at once on the event loop (blobs a site cannot
  * check on its own thread): libuv's default four threads while no client
@@ -99,6 +107,39 @@ const OBJECTS_AT_ONCE = 4;
  */
 const CHECK_READS_IDLE = 4;
 const CHECK_READS_BESIDE_CLIENTS = 2;
+
+/**
+ * Run `fn` over `items` in order, at most `limits.count` at a time and,
+ * past the first, while the sizes in flight stay within `limits.bytes`; no
+ * new one starts once `go()` is false or one has failed. Resolves when all
+ * started have ended; rejects with the first failure.
+ */
+function inFlightBounded<T>(items: readonly T[], limits: { count: number; bytes: number }, sizeOf: (item: T) => number, go: () => boolean, fn: (item: T) => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let count = 0;
+    let bytes = 0;
+    let failed: { err: unknown } | undefined;
+    const pump = () => {
+      while (!failed && next < items.length && go() && count < limits.count && (count === 0 || bytes + sizeOf(items[next]!) <= limits.bytes)) {
+        const item = items[next++]!;
+        const size = sizeOf(item);
+        count++;
+        bytes += size;
+        fn(item).then(
+          () => undefined,
+          (err: unknown) => (failed ??= { err }),
+        ).finally(() => {
+          count--;
+          bytes -= size;
+          pump();
+        });
+      }
+      if (count === 0) failed ? reject(failed.err) : resolve();
+    };
+    pump();
+  });
+}
 
 function scopeName(s: Scope): string {
   return s.bucket === undefined ? '' : s.prefix ? `${s.bucket}/${s.prefix}` : s.bucket;
@@ -273,6 +314,8 @@ export class Reconciler {
     this.paceObjects = 0;
     this.paceBytes = 0;
     let savedAt = performance.now();
+    const { objectsPerSecond, bytesPerSecond } = this.p.options;
+    const atOnce = { count: Math.max(1, Math.min(OBJECTS_AT_ONCE, Math.floor(objectsPerSecond * CAP_SECONDS_AT_ONCE))), bytes: Math.min(BYTES_AT_ONCE, bytesPerSecond * CAP_SECONDS_AT_ONCE) };
     if (full) {
       this.state.current = { startedAt, bucket: resume?.bucket ?? buckets[0] ?? '', objects: summary.objects, bytes: summary.bytes, ...(resume?.after !== undefined && { after: resume.after }) };
       await this.saveState();
@@ -288,26 +331,20 @@ export class Reconciler {
             throw err;
           });
           if (!page) break;
-          // A few objects at a time: a small object is mostly opens and closes, and one alone leaves the disks idle.
-          let next = 0;
-          const worker = async () => {
-            while (next < page.objects.length && !this.stopped) {
-              const rec = page.objects[next++]!;
-              this.paceObjects++;
-              const out = await this.checkObject(rec, down, this.pace);
-              summary.objects++;
-              summary.bytes += out.bytes;
-              summary.problems += out.problems;
-              summary.repaired += out.repaired;
-              summary.repairFailed += out.repairFailed;
-              this.p.metrics.scrubObjects.inc();
-              this.p.metrics.scrubBytes.inc(out.bytes);
-              this.running = { ...this.running!, objects: summary.objects, bytes: summary.bytes, progress: total > 0 ? Math.min(summary.objects / total, 1) : 1 };
-              this.p.metrics.scrubProgress.set(this.running.progress);
-              this.p.metrics.scrubBacklog.set(Math.max(total - summary.objects, 0));
-            }
-          };
-          await Promise.all(Array.from({ length: OBJECTS_AT_ONCE }, worker));
+          await inFlightBounded(page.objects, atOnce, (rec) => rec.size, () => !this.stopped, async (rec) => {
+            this.paceObjects++;
+            const out = await this.checkObject(rec, down, this.pace);
+            summary.objects++;
+            summary.bytes += out.bytes;
+            summary.problems += out.problems;
+            summary.repaired += out.repaired;
+            summary.repairFailed += out.repairFailed;
+            this.p.metrics.scrubObjects.inc();
+            this.p.metrics.scrubBytes.inc(out.bytes);
+            this.running = { ...this.running!, objects: summary.objects, bytes: summary.bytes, progress: total > 0 ? Math.min(summary.objects / total, 1) : 1 };
+            this.p.metrics.scrubProgress.set(this.running.progress);
+            this.p.metrics.scrubBacklog.set(Math.max(total - summary.objects, 0));
+          });
           if (this.stopped) throw new Error('the reconciler stopped during a pass');
           // The resume point moves a whole page at a time, once every object of it is checked.
           if (full && page.last !== undefined && performance.now() - savedAt > PERSIST_EVERY_MS) {

@@ -9,7 +9,7 @@ import type { Codec } from '../erasure/codec.js';
 import { verifyShard } from '../erasure/encoder.js';
 import { pieceSizeOf, shardBytes } from '../erasure/layout.js';
 import type { Segment, ShardLayout } from '../namespace/records.js';
-import { CHECK_READ, unitsPerRead, type UnitCheck, type UnitChecksums } from '../sites/blob-check.js';
+import { unitsPerRead, type UnitCheck, type UnitChecksums } from '../sites/blob-check.js';
 import type { BlobReader, Site } from '../sites/site.js';
 
 /** What a check found: healthy, absent, or present with wrong bytes. */
@@ -54,8 +54,8 @@ export class CheckReads {
 
   /** A buffer of at least `bytes`; give it back once no read uses it. */
   take(bytes: number): Buffer {
-    const buf = this.spare.pop();
-    return buf && buf.length >= bytes ? buf : Buffer.allocUnsafe(Math.max(bytes, CHECK_READ + 1));
+    const i = this.spare.findIndex((b) => b.length >= bytes);
+    return i >= 0 ? this.spare.splice(i, 1)[0]! : Buffer.allocUnsafe(bytes);
   }
 
   give(buf: Buffer): void {
@@ -92,7 +92,7 @@ async function checkUnits(site: Site, blob: string, expect: UnitChecksums, reads
   const expected = new DataView(crcs.buffer, crcs.byteOffset, crcs.byteLength);
   const per = unitsPerRead(unit) * unit;
   const last = Math.max(0, Math.ceil(size / per) - 1);
-  const bufs = [reads.take(per + 1), reads.take(per + 1)];
+  const bufs = [reads.take(Math.min(per, size) + 1), reads.take(Math.min(per, size) + 1)]; // sized to the blob: a pass checks many small ones at once
   const start = (c: number) => {
     const off = c * per;
     const len = Math.min(per, size - off) + (c === last ? 1 : 0);
