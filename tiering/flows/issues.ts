@@ -51,6 +51,8 @@ export class IssueLog {
   /** State of every issue not resolved, by id: what the gauges count and what resolve() looks at. */
   private readonly unresolved = new Map<string, { kind: IssueKind; state: IssueState }>();
   private readonly resolvedByKind = new Map<IssueKind, number>();
+  /** Unresolved issues per subject: resolving for a subject with none needs no id (a hash) worked out; a scrub asks once per copy. */
+  private readonly unresolvedBySubject = new Map<string, number>();
 
   private constructor(
     private readonly namespace: Namespace,
@@ -89,6 +91,7 @@ export class IssueLog {
 
   /** The problem is gone (repaired, or found healthy): resolve its issue if one is unresolved. */
   async resolve(kind: IssueKind, subject: string, site?: string, detail?: string): Promise<boolean> {
+    if (!this.unresolvedBySubject.has(subject)) return false;
     const id = issueId(kind, subject, site);
     if (!this.unresolved.has(id)) return false;
     return this.locks.run(id, async () => {
@@ -169,10 +172,17 @@ export class IssueLog {
 
   private track(old: IssueRecord | undefined, next: IssueRecord): void {
     if (old?.state === 'resolved') this.resolvedByKind.set(old.kind, (this.resolvedByKind.get(old.kind) ?? 1) - 1);
+    const was = this.unresolved.has(next.id);
+    const count = this.unresolvedBySubject.get(next.subject) ?? 0;
     if (next.state === 'resolved') {
       this.unresolved.delete(next.id);
       this.resolvedByKind.set(next.kind, (this.resolvedByKind.get(next.kind) ?? 0) + 1);
-    } else this.unresolved.set(next.id, { kind: next.kind, state: next.state });
+      if (was && count > 1) this.unresolvedBySubject.set(next.subject, count - 1);
+      else if (was) this.unresolvedBySubject.delete(next.subject);
+    } else {
+      this.unresolved.set(next.id, { kind: next.kind, state: next.state });
+      if (!was) this.unresolvedBySubject.set(next.subject, count + 1);
+    }
   }
 
   private publish(): void {
