@@ -1,9 +1,9 @@
 // Checking a stored blob against the CRC32 of each of its units (a full
-// copy's blocks, a shard's pieces). A local file is checked on a worker
-// thread that runs at a lower priority than the gateway: the scrub's reads
+// copy's blocks, a shard's pieces). A local file is checked on worker
+// threads that run at a lower priority than the gateway: the scrub's reads
 // and checksums then use the CPU that client traffic leaves over, and the
-// event loop only sends and receives one message per blob (blob-check-
-// worker.ts). The scrub is a steady load of whole-blob reads; a GET is not.
+// event loop only passes them batches of checks (blob-check-worker.ts).
+// The scrub is a steady load of whole-blob reads; a GET is not.
 import { Worker } from 'node:worker_threads';
 
 /** What a blob should hold: `size` bytes in units of `unit` bytes (the last may be shorter), each unit's CRC32 big-endian in `crcs`. */
@@ -41,59 +41,80 @@ export interface CheckRequest extends UnitChecksums {
 
 type Pending = { resolve: (c: UnitCheck) => void; reject: (e: Error) => void };
 
+/** A checking thread and the checks it holds. */
+interface Slot {
+  worker: Worker | undefined;
+  pending: Map<number, Pending>;
+}
+
 /**
- * The worker that checks local files, one at a time in the order asked.
- * Checks asked for in one turn of the event loop go to it as one message,
- * and it answers each message with one: a message each way costs more than
- * checking a small blob, and a pass asks for an object's copies together.
- * Started on first use; it holds the process open only while checks are
+ * The workers that check local files, each one blob at a time in the order
+ * given. Checks asked for in one turn of the event loop go out together, one
+ * message per worker, and each worker answers a message with one: a message
+ * each way costs more than checking a small blob, and a pass asks for an
+ * object's copies together. Each check goes to the worker holding the
+ * fewest, so one's wait on the disk overlaps another's checksumming.
+ * Started on first use; they hold the process open only while checks are
  * pending. A worker that dies fails the checks it held and is started again
  * on the next.
  */
 class FileChecker {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private outbox: CheckRequest[] = [];
+  private readonly slots: Slot[];
+  private outbox: { req: CheckRequest; p: Pending }[] = [];
   private next = 0;
 
+  constructor(workers: number) {
+    this.slots = Array.from({ length: workers }, () => ({ worker: undefined, pending: new Map() }));
+  }
+
   check(path: string, expect: UnitChecksums): Promise<UnitCheck> {
-    const id = this.next++;
     if (this.outbox.length === 0) setImmediate(() => this.send());
-    this.outbox.push({ id, path, size: expect.size, unit: expect.unit, crcs: expect.crcs });
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => this.outbox.push({ req: { id: this.next++, path, size: expect.size, unit: expect.unit, crcs: expect.crcs }, p: { resolve, reject } }));
   }
 
   private send(): void {
-    const w = this.worker ?? this.start();
-    w.ref();
-    w.postMessage(this.outbox);
+    const batches = new Map<Slot, CheckRequest[]>();
+    for (const { req, p } of this.outbox) {
+      const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      slot.pending.set(req.id, p);
+      const batch = batches.get(slot);
+      if (batch) batch.push(req);
+      else batches.set(slot, [req]);
+    }
     this.outbox = [];
+    for (const [slot, batch] of batches) {
+      const w = slot.worker ?? this.start(slot);
+      w.ref();
+      w.postMessage(batch);
+    }
   }
 
-  private start(): Worker {
+  private start(slot: Slot): Worker {
     const w = new Worker(new URL('./blob-check-worker.js', import.meta.url));
     w.unref();
     w.on('message', (results: { id: number; result: UnitCheck }[]) => {
       for (const { id, result } of results) {
-        this.pending.get(id)?.resolve(result);
-        this.pending.delete(id);
+        slot.pending.get(id)?.resolve(result);
+        slot.pending.delete(id);
       }
-      if (this.pending.size === 0) w.unref();
+      if (slot.pending.size === 0) w.unref();
     });
     const fail = (err: Error) => {
-      if (this.worker === w) this.worker = undefined;
-      const waiting = [...this.pending.entries()].filter(([id]) => !this.outbox.some((r) => r.id === id));
-      for (const [id, p] of waiting) {
-        this.pending.delete(id);
-        p.reject(new Error(`the blob check worker failed: ${err.message}`));
-      }
+      if (slot.worker === w) slot.worker = undefined;
+      const waiting = [...slot.pending.values()];
+      slot.pending.clear();
+      for (const p of waiting) p.reject(new Error(`the blob check worker failed: ${err.message}`));
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
-    this.worker = w;
+    slot.worker = w;
     return w;
   }
 }
 
-/** One worker for every local site of the process: checks take turns on one core. */
-export const fileChecker = new FileChecker();
+/**
+ * The workers for every local site of the process. Two: one checksums while
+ * the other waits on a direct read (a 10 GiB scrub beside a GET load here:
+ * 672 MiB/s of copies checked with two, 387–545 with one).
+ */
+export const fileChecker = new FileChecker(2);
