@@ -1,9 +1,10 @@
 // Checking a stored blob against the CRC32 of each of its units (a full
 // copy's blocks, a shard's pieces). A local file is checked on worker
 // threads that run at a lower priority than the gateway: the scrub's reads
-// and checksums then use the CPU that client traffic leaves over, and the
-// event loop only passes them batches of checks (blob-check-worker.ts).
-// The scrub is a steady load of whole-blob reads; a GET is not.
+// and checksums stay off the event loop that serves clients, which only
+// passes them batches of checks, and the scheduler favours the gateway's
+// other threads (blob-check-worker.ts). The scrub is a steady load of
+// whole-blob reads; a GET is not.
 import { Worker } from 'node:worker_threads';
 
 /** What a blob should hold: `size` bytes in units of `unit` bytes (the last may be shorter), each unit's CRC32 big-endian in `crcs`. */
@@ -76,6 +77,7 @@ class FileChecker {
     const batches = new Map<Slot, CheckRequest[]>();
     for (const { req, p } of this.outbox) {
       const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      if (!slot.worker) this.start(slot);
       slot.pending.set(req.id, p);
       const batch = batches.get(slot);
       if (batch) batch.push(req);
@@ -83,32 +85,33 @@ class FileChecker {
     }
     this.outbox = [];
     for (const [slot, batch] of batches) {
-      const w = slot.worker ?? this.start(slot);
-      w.ref();
-      w.postMessage(batch);
+      slot.worker!.ref();
+      slot.worker!.postMessage(batch);
     }
   }
 
-  private start(slot: Slot): Worker {
+  /** A new worker for `slot`, with a pending map of its own: a dead worker's late 'exit' must not fail its successor's checks. */
+  private start(slot: Slot): void {
     const w = new Worker(new URL('./blob-check-worker.js', import.meta.url));
+    const pending = new Map<number, Pending>();
     w.unref();
     w.on('message', (results: { id: number; result: UnitCheck }[]) => {
       for (const { id, result } of results) {
-        slot.pending.get(id)?.resolve(result);
-        slot.pending.delete(id);
+        pending.get(id)?.resolve(result);
+        pending.delete(id);
       }
-      if (slot.pending.size === 0) w.unref();
+      if (pending.size === 0) w.unref();
     });
     const fail = (err: Error) => {
       if (slot.worker === w) slot.worker = undefined;
-      const waiting = [...slot.pending.values()];
-      slot.pending.clear();
+      const waiting = [...pending.values()];
+      pending.clear();
       for (const p of waiting) p.reject(new Error(`the blob check worker failed: ${err.message}`));
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
     slot.worker = w;
-    return w;
+    slot.pending = pending;
   }
 }
 
