@@ -150,6 +150,20 @@ t.test('the store remembers the largest blob it took: sizes past it skip the loo
   t.ok(store.mayHold(1 << 20) && !store.mayHold((1 << 20) + 1), 'without the record, every size up to the limit is looked up');
 });
 
+t.test('concurrent writes of many sizes, grouped into shared batches, leave the record at the largest after a reopen', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => removeDir(dir));
+  const path = join(dir, 'store');
+  let store = await SmallBlobStore.open(path, 1 << 20);
+  const sizes = Array.from({ length: 200 }, (_, i) => 1 + ((i * 7919) % 60_000));
+  await Promise.all(sizes.map((n) => store.put(newId(), randomBytes(n))));
+  await store.close();
+  store = await SmallBlobStore.open(path, 1 << 20);
+  t.teardown(() => store.close());
+  const largest = Math.max(...sizes);
+  t.ok(store.mayHold(largest) && !store.mayHold(largest + 1), `the record is the largest blob written, ${largest} bytes`);
+});
+
 t.test('a blob stored under a raised limit is still found, checked and replaced once the limit is lowered again', async (t) => {
   const dir = await tempDir();
   t.teardown(() => removeDir(dir));

@@ -121,9 +121,11 @@ function inFlightBounded<T>(items: readonly T[], limits: { count: number; bytes:
     let bytes = 0;
     let failed: { err: unknown } | undefined;
     const pump = () => {
-      while (!failed && next < items.length && go() && count < limits.count && (count === 0 || bytes + sizeOf(items[next]!) <= limits.bytes)) {
-        const item = items[next++]!;
+      while (!failed && next < items.length && go() && count < limits.count) {
+        const item = items[next]!;
         const size = sizeOf(item);
+        if (count > 0 && bytes + size > limits.bytes) break;
+        next++;
         count++;
         bytes += size;
         fn(item).then(

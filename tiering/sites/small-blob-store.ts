@@ -14,27 +14,37 @@ type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: stri
  * The size of the largest blob the store has ever taken (decimal text), kept
  * beside the blobs under a key no blob id can be, and written in the batch
  * that first stores a blob that large. A blob larger than that is a file,
- * so reads and checks that know a blob's size skip the store's lookup.
+ * so reads and checks that know a blob's size skip the store's lookup. The
+ * record is added by the batch write itself, from the blobs that batch
+ * holds: batches are written one at a time, so it only ever grows, and a
+ * blob is never durable without a record that covers it (a failed batch
+ * that raised it leaves it for the next batch to write).
  */
 const LARGEST = '~largest';
 
 export class SmallBlobStore {
   private readonly durable: GroupCommit<Op>;
+  /** Lookups skip sizes above this: raised before a larger blob is written, never lowered (a delete leaves it), so it may only overstate. */
+  private largest: number;
 
   private constructor(
     private readonly db: Level<string, Buffer>,
     private readonly path: string,
     private readonly identity: string,
-    /** Never lowered: a delete leaves it, so it may only overstate. */
-    private largest: number,
+    /** The record as written (see LARGEST). */
+    private recorded: number,
   ) {
-    this.durable = new GroupCommit((ops) => {
+    this.durable = new GroupCommit(async (ops) => {
       if (!this.inPlace()) throw Object.assign(new Error(`${this.path} is gone or was replaced since it was opened`), { code: 'ENOENT' });
-      return db.batch(ops, { sync: true }).catch((err: Error) => {
+      const biggest = ops.reduce((n, op) => (op.type === 'put' ? Math.max(n, op.value.length) : n), 0);
+      const record: Op[] = biggest > this.recorded ? [{ type: 'put', key: LARGEST, value: Buffer.from(String(biggest)) }] : [];
+      await db.batch([...ops, ...record], { sync: true }).catch((err: Error) => {
         // LevelDB reports a full disk as a generic I/O error; a site's full disk must read as one (FLOWS raises a quota issue).
         throw /No space left on device/.test(err.message) ? Object.assign(err, { code: 'ENOSPC' }) : err;
       });
+      this.recorded = Math.max(this.recorded, biggest);
     });
+    this.largest = recorded;
   }
 
   /** `unknownLargest`: the size of blob a store that never recorded its largest may hold. */
@@ -64,13 +74,8 @@ export class SmallBlobStore {
 
   /** Resolves once the blob is durable; fails if the store's directory has gone (see inPlace). */
   put(id: string, data: Buffer): Promise<void> {
-    const ops: Op[] = [{ type: 'put', key: id, value: data }];
-    if (data.length > this.largest) {
-      // Raised before the blob can be read, so no lookup skips it; a failed write leaves it overstated only.
-      this.largest = data.length;
-      ops.push({ type: 'put', key: LARGEST, value: Buffer.from(String(data.length)) });
-    }
-    return this.durable.commit(ops);
+    this.largest = Math.max(this.largest, data.length); // before the blob can be read, so no lookup skips it
+    return this.durable.commit([{ type: 'put', key: id, value: data }]);
   }
 
   /** False when the store cannot hold a blob of `size` bytes: it is a file, no lookup needed. */
