@@ -89,6 +89,11 @@ export class IssueLog {
     });
   }
 
+  /** Whether any issue about `subject` is open or acknowledged. */
+  hasUnresolved(subject: string): boolean {
+    return this.unresolvedBySubject.has(subject);
+  }
+
   /** The problem is gone (repaired, or found healthy): resolve its issue if one is unresolved. */
   async resolve(kind: IssueKind, subject: string, site?: string, detail?: string): Promise<boolean> {
     if (!this.unresolvedBySubject.has(subject)) return false;

@@ -18,7 +18,7 @@ import { KeyLock } from '../key-lock.js';
 import type { Logger } from '../log.js';
 import { keys } from '../namespace/keys.js';
 import type { Namespace } from '../namespace/namespace.js';
-import type { IssueKind, ObjectRecord, PassSummary, ScrubStateRecord, Segment } from '../namespace/records.js';
+import type { IssueKind, ObjectRecord, PassSummary, ScrubStateRecord, Segment, ShardLayout } from '../namespace/records.js';
 import { readSegments } from '../read/segment-reader.js';
 import type { Site } from '../sites/site.js';
 import type { IssueLog } from './issues.js';
@@ -335,7 +335,7 @@ export class Reconciler {
           if (!page) break;
           await inFlightBounded(page.objects, atOnce, (rec) => rec.size, () => !this.stopped, async (rec) => {
             this.paceObjects++;
-            const out = await this.checkObject(rec, down, this.pace);
+            const out = await this.scrubObject(rec, down, this.pace);
             summary.objects++;
             summary.bytes += out.bytes;
             summary.problems += out.problems;
@@ -412,11 +412,63 @@ export class Reconciler {
     return down;
   }
 
+  /** The sites holding full copies of `rec` that are up. */
+  private copySites(rec: ObjectRecord, down: ReadonlySet<string>): Site[] {
+    return rec.copies.filter((n) => !down.has(n)).map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
+  }
+
+  /** Each shard's finding, side by side; undefined for a shard whose site is down or unknown. */
+  private shardFindings(layout: ShardLayout, down: ReadonlySet<string>, pace: Pace): Promise<(Finding | undefined)[]> {
+    return Promise.all(
+      layout.shards.map((sh, i) => {
+        const site = this.siteByName.get(sh.site);
+        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, this.reads, pace);
+      }),
+    );
+  }
+
+  /** Replica sites, up now, that a replicated object has no copy on (written while one was down). */
+  private missingReplicas(rec: ObjectRecord, down: ReadonlySet<string>): Site[] {
+    return rec.tier === 'replicated' ? this.p.replicas.filter((s) => !rec.copies.includes(s.name) && !down.has(s.name)) : [];
+  }
+
   private codecFor(k: number, m: number): Codec {
     const id = `${k}+${m}`;
     let c = this.codecs.get(id);
     if (!c) this.codecs.set(id, (c = new Codec(k, m)));
     return c;
+  }
+
+  /**
+   * Check one object as a pass does. Most objects are healthy and nobody
+   * else is at them, so their copies are checked first without the object's
+   * lock or a fresh read of its record (on the event loop that serves
+   * clients, those cost more than the checks themselves). Only an object
+   * with a finding, an unresolved issue or a missing replica goes on to
+   * checkObject, which checks it again under the lock against its current
+   * record: the finding may be a write or delete that raced this look.
+   */
+  private async scrubObject(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace): Promise<ObjectOutcome> {
+    let looked = 0;
+    const counted: Pace = async (n) => {
+      looked += n;
+      await pace(n);
+    };
+    if (!this.p.issues.hasUnresolved(subjectOf(rec)) && this.missingReplicas(rec, down).length === 0 && (await this.looksHealthy(rec, down, counted))) {
+      return { bytes: looked, problems: 0, repaired: 0, repairFailed: 0 };
+    }
+    const out = await this.checkObject(rec, down, pace);
+    return { ...out, bytes: out.bytes + looked };
+  }
+
+  /** Every copy and shard of `rec` passes its check (the first that does not ends the look). */
+  private async looksHealthy(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace): Promise<boolean> {
+    const sites = this.copySites(rec, down);
+    for (const seg of rec.segments) {
+      const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, this.reads, pace)));
+      if (findings.some((f) => f.state !== 'ok')) return false;
+    }
+    return !rec.layout || (await this.shardFindings(rec.layout, down, pace)).every((f) => !f || f.state === 'ok');
   }
 
   /** Check one object and repair what can be repaired. Never throws for what it finds. */
@@ -468,7 +520,7 @@ export class Reconciler {
 
   /** Full copies (hot tier and replicas): each segment on each site that should hold it. */
   private async checkCopies(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
-    const sites = rec.copies.filter((n) => !down.has(n)).map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined);
+    const sites = this.copySites(rec, down);
     for (const [i, seg] of rec.segments.entries()) {
       // Copies live on different sites (disks): read them side by side.
       const findings = await Promise.all(sites.map((site) => checkCopy(site, seg, this.reads, pace)));
@@ -506,12 +558,7 @@ export class Reconciler {
     if (!layout) return;
     const good: number[] = [];
     const bad: number[] = [];
-    const findings = await Promise.all(
-      layout.shards.map((sh, i) => {
-        const site = this.siteByName.get(sh.site);
-        return !site || down.has(sh.site) ? undefined : checkShard(site, layout, i, this.reads, pace);
-      }),
-    );
+    const findings = await this.shardFindings(layout, down, pace);
     for (const [i, f] of findings.entries()) if (f) ((await this.judge(rec, layout.shards[i]!.site, f, out)) ? good : bad).push(i);
     if (bad.length === 0) return;
     try {
@@ -529,8 +576,7 @@ export class Reconciler {
    * record them.
    */
   private async restoreReplicas(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
-    if (rec.tier !== 'replicated') return;
-    const missing = this.p.replicas.filter((s) => !rec.copies.includes(s.name) && !down.has(s.name));
+    const missing = this.missingReplicas(rec, down);
     if (missing.length === 0) return;
     const good = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined && !down.has(s.name));
     const added: string[] = [];
