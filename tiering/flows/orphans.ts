@@ -65,32 +65,39 @@ async function abortStaleUploads(p: SweepParts): Promise<number> {
 }
 
 /**
- * Every "site/blob" a record points to: object copies and shards, and parts
- * of uploads in progress. Per site, so a replica left behind on a site the
- * record no longer lists (a delete that failed after coding) is an orphan
- * even though the same blob id is still held in the hot tier.
+ * The blobs each site's records point to: object copies and shards, and
+ * parts of uploads in progress. Per site, so a replica left behind on a site
+ * the record no longer lists (a delete that failed after coding) is an
+ * orphan even though the same blob id is still held in the hot tier.
  */
-async function referencedBlobs(p: SweepParts): Promise<Set<string>> {
-  const ids = new Set<string>();
+async function referencedBlobs(p: SweepParts): Promise<Map<string, Set<string>>> {
+  const bySite = new Map<string, Set<string>>();
+  const add = (site: string, blob: string) => {
+    let ids = bySite.get(site);
+    if (!ids) bySite.set(site, (ids = new Set()));
+    ids.add(blob);
+  };
   for await (const rec of p.namespace.allObjects()) {
-    for (const seg of rec.segments) for (const site of rec.copies) ids.add(`${site}/${seg.blob}`);
-    for (const sh of rec.layout?.shards ?? []) ids.add(`${sh.site}/${sh.blob}`);
+    for (const seg of rec.segments) for (const site of rec.copies) add(site, seg.blob);
+    for (const sh of rec.layout?.shards ?? []) add(sh.site, sh.blob);
   }
   for (const b of await p.engine.listBuckets()) {
     for (const up of await p.namespace.listUploads(b.name, '', 100_000)) {
-      for (const part of await p.namespace.listParts(up.uploadId)) for (const site of part.copies) ids.add(`${site}/${part.segment.blob}`);
+      for (const part of await p.namespace.listParts(up.uploadId)) for (const site of part.copies) add(site, part.segment.blob);
     }
   }
-  return ids;
+  return bySite;
 }
 
 async function clearOrphans(p: SweepParts, sites: Site[]): Promise<number> {
   // List first, then read the namespace: a blob listed whose record commits
   // after the scan passed its key is caught by the grace period.
-  const listed: { site: Site; blob: string }[] = [];
+  const listed: { site: Site; blobs: string[] }[] = [];
   for (const site of sites) {
+    const blobs: string[] = [];
+    listed.push({ site, blobs });
     try {
-      for await (const blob of site.list()) listed.push({ site, blob });
+      for await (const blob of site.list()) blobs.push(blob);
     } catch (err) {
       p.log.warn({ site: site.name, err: String(err) }, 'could not list a site for orphans');
     }
@@ -99,23 +106,26 @@ async function clearOrphans(p: SweepParts, sites: Site[]): Promise<number> {
   const now = Date.now();
   const stillOrphan = new Set<string>();
   let cleared = 0;
-  for (const { site, blob } of listed) {
-    const id = `${site.name}/${blob}`;
-    if (referenced.has(id)) continue;
-    stillOrphan.add(id);
-    const since = p.orphanSeen.get(id);
-    if (since === undefined) {
-      p.orphanSeen.set(id, now);
-      continue;
-    }
-    if (now - since < p.options.orphanGraceMs) continue;
-    try {
-      await site.delete(blob);
-      cleared++;
-      p.orphanSeen.delete(id);
-      p.metrics.orphansCleared.inc({ site: site.name });
-    } catch (err) {
-      p.log.warn({ site: site.name, blob, err: String(err) }, 'could not delete an orphan blob');
+  for (const { site, blobs } of listed) {
+    const held = referenced.get(site.name) ?? new Set<string>();
+    for (const blob of blobs) {
+      if (held.has(blob)) continue;
+      const id = `${site.name}/${blob}`;
+      stillOrphan.add(id);
+      const since = p.orphanSeen.get(id);
+      if (since === undefined) {
+        p.orphanSeen.set(id, now);
+        continue;
+      }
+      if (now - since < p.options.orphanGraceMs) continue;
+      try {
+        await site.delete(blob);
+        cleared++;
+        p.orphanSeen.delete(id);
+        p.metrics.orphansCleared.inc({ site: site.name });
+      } catch (err) {
+        p.log.warn({ site: site.name, blob, err: String(err) }, 'could not delete an orphan blob');
+      }
     }
   }
   for (const id of p.orphanSeen.keys()) if (!stillOrphan.has(id)) p.orphanSeen.delete(id);

@@ -386,14 +386,7 @@ export class Reconciler {
     let n = 0;
     for (const bucket of buckets) {
       if (resume && bucket < resume.bucket) continue;
-      let after = resume && bucket === resume.bucket ? resume.after : undefined;
-      for (;;) {
-        const page = await this.p.engine.listObjects(bucket, { prefix, maxKeys: 1000, ...(after !== undefined && { after }) }).catch(() => undefined);
-        if (!page) break;
-        n += page.objects.length;
-        if (!page.isTruncated || page.last === undefined) break;
-        after = page.last;
-      }
+      n += await this.p.namespace.countObjects(bucket, prefix, resume && bucket === resume.bucket ? resume.after : undefined);
     }
     return n;
   }
