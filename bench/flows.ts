@@ -2,12 +2,13 @@
 // folder to verified-and-cleared) and scrub throughput, with a concurrent
 // S3 GET load measured alone and during the scrub.
 //
-//   node dist/bench/flows.js [--small 10000] [--large 20] [--large-mib 100] [--scrub-gib 10] [--scrub-alone] [--only ingest-small,ingest-large,scrub]
+//   node dist/bench/flows.js [--small 10000] [--large 20] [--large-mib 100] [--scrub-gib 10] [--scrub-alone] [--scrub-nice N] [--only ingest-small,ingest-large,scrub]
 //
 // The scrub line reports both verified bytes (every copy read and checked:
 // three per replicated object) and logical object bytes per second; the
 // target is held against the logical figure. --scrub-alone adds a pass with
 // no GET load first, for the scrub's own gateway CPU per verified MiB.
+// --scrub-nice sets flows.scrub.nice (the checking threads' priority).
 //
 // stdout: one JSON line per case. Progress goes to stderr. The scrub's
 // objects are synced to disk before anything is measured; many are still in
@@ -111,8 +112,9 @@ async function ingestCase(name: string, count: number, size: () => number): Prom
   }
 }
 
-async function scrubCase(gib: number, values: { scrubAlone: boolean }): Promise<void> {
-  await withGateway({ tiering: { codeAfter: '1h' }, flows: { scrub: { objectsPerSecond: 1e6, megabytesPerSecond: 1e6 } } }, async (gw) => {
+async function scrubCase(gib: number, values: { scrubAlone: boolean; nice?: number }): Promise<void> {
+  const scrub = { objectsPerSecond: 1e6, megabytesPerSecond: 1e6, ...(values.nice !== undefined && { nice: values.nice }) };
+  await withGateway({ tiering: { codeAfter: '1h' }, flows: { scrub } }, async (gw) => {
     const s3 = new S3Bench(gw.s3Url, new Signer(ACCESS_KEY, SECRET_KEY, REGION), 16);
     await s3.createBucket('scrub');
     // Mixed sizes: 64 KiB, 1 MiB, 16 MiB, 64 MiB objects, about a quarter of the bytes each.
@@ -187,6 +189,7 @@ async function scrubCase(gib: number, values: { scrubAlone: boolean }): Promise<
       p99: null,
       // The figure held against the target (200 MB/s during the GET load) is the logical one: object bytes a pass covers per second.
       target: { logical_mb_per_s: 200, get_loss_pct: 20 },
+      scrub_nice: values.nice ?? 'default',
       throughput: { logical_mib: round(written / MiB, 0), verified_mib_per_s: loaded.verified_mib_per_s, logical_mib_per_s: loaded.logical_mib_per_s, logical_mb_per_s: loaded.logical_mb_per_s },
       scrub_during_get: loaded,
       ...(alone && { scrub_alone: alone }),
@@ -207,12 +210,13 @@ async function main(): Promise<void> {
       'scrub-gib': { type: 'string', default: '10' },
       only: { type: 'string', default: 'ingest-small,ingest-large,scrub' },
       'scrub-alone': { type: 'boolean', default: false },
+      'scrub-nice': { type: 'string' },
     },
   });
   const only = new Set(values.only!.split(','));
   if (only.has('ingest-small')) await ingestCase('flows-ingest-small', Number(values.small), () => 4 * KiB + Math.floor(Math.random() * 60 * KiB));
   if (only.has('ingest-large')) await ingestCase('flows-ingest-large', Number(values.large), () => Number(values['large-mib']) * MiB);
-  if (only.has('scrub')) await scrubCase(Number(values['scrub-gib']), { scrubAlone: values['scrub-alone']! });
+  if (only.has('scrub')) await scrubCase(Number(values['scrub-gib']), { scrubAlone: values['scrub-alone']!, ...(values['scrub-nice'] !== undefined && { nice: Number(values['scrub-nice']) }) });
 }
 
 main().catch((err) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, SpaceWatch, TierWorker, createEngineMetrics, createFlowsMetrics, type Site } from '../tiering/index.js';
+import { Engine, Ingest, IssueLog, LocalDirSite, Namespace, Reconciler, SpaceWatch, TierWorker, createEngineMetrics, createFlowsMetrics, fileChecker, type Site } from '../tiering/index.js';
 import { buildRecode } from '../recode-api/index.js';
 import { flowsCommand } from './flows-command.js';
 import { tierCommand } from './tier-command.js';
@@ -139,6 +139,7 @@ async function serve(config: Readonly<Config>): Promise<void> {
   );
   const flowsMetrics = createFlowsMetrics(registry);
   const issues = await IssueLog.open(namespace, flowsMetrics);
+  fileChecker.nice = config.flows.scrub.nice;
   const reconciler = new Reconciler({
     engine,
     namespace,

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
+import { DEFAULT_CHECK_NICE } from '../tiering/sites/blob-check.js';
 
 export type SiteConfig = LocalSiteConfig | S3SiteConfig;
 
@@ -60,6 +61,8 @@ export interface Config {
       megabytesPerSecond: number;
       /** A full pass over the namespace starts this long after the last one ended (durations as written). */
       every: string;
+      /** Nice value (0-19) of the threads that read and checksum local blobs: higher yields more CPU to clients. */
+      nice: number;
     };
     /** Blobs no record points to are deleted once seen so for this long. */
     orphanGrace: string;
@@ -223,6 +226,7 @@ const schema = {
             objectsPerSecond: { type: 'number', exclusiveMinimum: 0 },
             megabytesPerSecond: { type: 'number', exclusiveMinimum: 0 },
             every: { type: 'string', pattern: DURATION },
+            nice: { type: 'integer', minimum: 0, maximum: 19 },
           },
         },
         space: {
@@ -283,7 +287,7 @@ export const DEFAULTS: Omit<Config, 'dataDir'> = {
     workerInterval: '1s',
   },
   flows: {
-    scrub: { objectsPerSecond: 200, megabytesPerSecond: 200, every: '7d' },
+    scrub: { objectsPerSecond: 200, megabytesPerSecond: 200, every: '7d', nice: DEFAULT_CHECK_NICE },
     space: { maxUsed: 0.9, every: '1m' },
     orphanGrace: '1h',
     uploadMaxAge: '7d',

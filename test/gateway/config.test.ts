@@ -89,3 +89,21 @@ t.test('tiering settings: durations, geometry and watermarks are checked with ev
     t.ok(problems.some((p) => want.test(p)), `listed: ${want}`);
   }
 });
+
+t.test('flows.scrub.nice: 5 unless set, a whole number from 0 to 19', async (t) => {
+  t.equal((await loadConfig({ config: await configFile(t, {}) }, {})).flows.scrub.nice, 5, 'default');
+  const set = await loadConfig({ config: await configFile(t, { flows: { scrub: { nice: 0 } } }) }, {});
+  t.equal(set.flows.scrub.nice, 0, 'as set');
+  t.equal(set.flows.scrub.objectsPerSecond, 200, 'the other scrub settings keep their defaults');
+  for (const [nice, want] of [
+    [20, /^\/flows\/scrub\/nice: must be <= 19$/],
+    [-1, /^\/flows\/scrub\/nice: must be >= 0$/],
+    [2.5, /^\/flows\/scrub\/nice: must be integer$/],
+  ] as const) {
+    const err = await loadConfig({ config: await configFile(t, { flows: { scrub: { nice } } }) }, {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof ConfigError && err.problems.some((p) => want.test(p)), `nice ${nice}: ${err instanceof ConfigError ? err.problems.join('; ') : 'accepted'}`);
+  }
+});

@@ -7,7 +7,7 @@
 // abandoned uploads; kill -9 mid-repair loses nothing and the pass resumes.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -373,6 +373,18 @@ t.test('objects overwritten and deleted while a pass checks them raise no issue,
   t.same((await issues(r.gw)).map((i) => `${i.kind} ${i.subject}`), [], 'no issue raised');
   for (const [k, data] of now) t.ok((await getBytes(r.s3, 'churn', k)).equals(data), `${k} reads back whole`);
   t.equal((await scrub(r.gw)).problems, 0, 'a second pass finds nothing either');
+});
+
+t.test('the threads that check blobs run at the nice value the config names', async (t) => {
+  const r = await gatewayWith(t, { scrub: { nice: 12 } });
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'nice' }));
+  await r.s3.send(new PutObjectCommand({ Bucket: 'nice', Key: 'k', Body: randomBytes(PIECE) }));
+  t.equal((await scrub(r.gw)).problems, 0, 'the pass checked the object');
+  // What an operator sees in top -H: the gateway's threads and their nice values.
+  const task = `/proc/${r.gw.proc.pid}/task`;
+  const nices = await Promise.all((await readdir(task)).map(async (tid) => Number((await readFile(`${task}/${tid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[16])));
+  t.equal(nices.filter((n) => n === 12).length, 2, `two threads at nice 12 (nice values: ${nices.join(', ')})`);
+  t.notOk(nices.includes(5), 'none at the default 5');
 });
 
 t.test('full passes repeat on their schedule, each measured, and repair what they find', async (t) => {

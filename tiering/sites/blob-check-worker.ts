@@ -1,10 +1,8 @@
 // A worker thread of blob-check.ts: reads a file front to back in large
 // reads of whole units and checks each unit's CRC32. It lowers its own
-// priority first (on Linux the nice value is per thread), so under client
-// load the scheduler favours the gateway's other threads. Nice 5: a first
-// pass over 10 GiB beside a GET load checked 189 MB/s of objects while the
-// GETs lost 10.5%; at nice 10 150 MB/s (10.6%), at nice 0 206-226 MB/s
-// but the GETs lost 15.5-22.2%, past the 20% a client may lose.
+// priority first to the nice value it is given (on Linux the nice value is
+// per thread), so under client load the scheduler favours the gateway's
+// other threads.
 // A blob of at least DIRECT_MIN bytes is read with O_DIRECT where allowed:
 // the scrub then checks what is on the disk, not what the page cache holds;
 // it costs less CPU than a read through the cache, cold or cached (0.49 ms
@@ -13,13 +11,12 @@
 // the cache: for them the cost of a disk request outweighs the copy.
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { CHECK_READ, unitsPerRead, type CheckRequest, type UnitCheck } from './blob-check.js';
 
-const NICE = 5;
 try {
-  setPriority(NICE);
+  setPriority((workerData as { nice: number }).nice);
 } catch {
   // Not permitted here: the check runs at normal priority.
 }

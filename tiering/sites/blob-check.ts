@@ -34,6 +34,14 @@ export function unitsPerRead(unit: number): number {
   return Math.max(1, Math.floor(CHECK_READ / Math.max(1, unit)));
 }
 
+/**
+ * The checking threads' default nice value. Under a CPU-bound GET load a
+ * first pass over 10 GiB here checked 150 MB/s of objects at nice 10 with
+ * the GETs 10.6% slower, 189 at nice 5 (10.5%), 206-226 at nice 0
+ * (15.5-22.2%).
+ */
+export const DEFAULT_CHECK_NICE = 5;
+
 /** One check as sent to the worker. */
 export interface CheckRequest extends UnitChecksums {
   id: number;
@@ -63,6 +71,8 @@ class FileChecker {
   private readonly slots: Slot[];
   private outbox: { req: CheckRequest; p: Pending }[] = [];
   private next = 0;
+  /** The nice value of the checking threads (Linux: per thread); takes effect for workers started after it is set. */
+  nice = DEFAULT_CHECK_NICE;
 
   constructor(workers: number) {
     this.slots = Array.from({ length: workers }, () => ({ worker: undefined, pending: new Map() }));
@@ -98,7 +108,7 @@ class FileChecker {
 
   /** A new worker for `slot`, with a pending map of its own: a dead worker's late 'exit' must not fail its successor's checks. */
   private start(slot: Slot): void {
-    const w = new Worker(new URL('./blob-check-worker.js', import.meta.url));
+    const w = new Worker(new URL('./blob-check-worker.js', import.meta.url), { workerData: { nice: this.nice } });
     const pending = new Map<number, Pending>();
     w.unref();
     w.on('message', (results: { id: number; result: UnitCheck }[]) => {
