@@ -35,10 +35,11 @@ export function unitsPerRead(unit: number): number {
 }
 
 /**
- * The checking threads' default nice value. Under a CPU-bound GET load a
- * first pass over 10 GiB here checked 150 MB/s of objects at nice 10 with
- * the GETs 10.6% slower, 189 at nice 5 (10.5%), 206-226 at nice 0
- * (15.5-22.2%).
+ * The checking threads' default nice value. Under a GET load that keeps
+ * both cores busy, a first pass over 10 GiB here checked 150 MB/s of
+ * objects at nice 10 with the GETs 10.6% slower, 155-220 at nice 5
+ * (7.6-15.2%), 156-226 at nice 0 (13.1-22.2%): past nice 5 the clients
+ * pay more than the scrub gains.
  */
 export const DEFAULT_CHECK_NICE = 5;
 
