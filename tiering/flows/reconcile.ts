@@ -571,7 +571,7 @@ export class Reconciler {
   private async restoreReplicas(rec: ObjectRecord, down: ReadonlySet<string>, pace: Pace, out: ObjectOutcome): Promise<void> {
     const missing = this.missingReplicas(rec, down);
     if (missing.length === 0) return;
-    const good = rec.copies.map((n) => this.siteByName.get(n)).filter((s): s is Site => s !== undefined && !down.has(s.name));
+    const good = this.copySites(rec, down);
     const added: string[] = [];
     for (const target of missing) {
       await this.raise(rec, 'missing-copy', target.name, `under-replicated: no copy on site ${target.name}`, out);

@@ -263,8 +263,7 @@ export class Namespace {
 
   /** How many objects `bucket` holds under `prefix`, after key `after` if given: keys only, no record is read. */
   async countObjects(bucket: string, prefix: string, after?: string): Promise<number> {
-    const from = keys.objectsFrom(bucket, prefix);
-    const end = prefix === '' ? keys.objectsEnd(bucket) : afterPrefix(from);
+    const { from, end } = objectRange(bucket, prefix);
     const start = after !== undefined && keys.object(bucket, after).compare(from) >= 0 ? { gt: keys.object(bucket, after) } : { gte: from };
     const it = this.db.keys({ ...start, lt: end });
     let n = 0;
@@ -279,8 +278,7 @@ export class Namespace {
   async listObjects(bucket: string, q: ListQuery): Promise<ListPage> {
     const page: ListPage = { objects: [], commonPrefixes: [], isTruncated: false };
     if (q.maxKeys <= 0) return page;
-    const from = keys.objectsFrom(bucket, q.prefix);
-    const end = q.prefix === '' ? keys.objectsEnd(bucket) : afterPrefix(from);
+    const { from, end } = objectRange(bucket, q.prefix);
     let start: { gte: Buffer } | { gt: Buffer } = { gte: from };
     if (q.after !== undefined && keys.object(bucket, q.after).compare(from) >= 0) {
       // Resuming after a common prefix must skip everything under it.
@@ -323,4 +321,10 @@ function rollUp(key: string, prefix: string, delimiter: string): string | undefi
   if (!key.startsWith(prefix)) return undefined;
   const i = key.indexOf(delimiter, prefix.length);
   return i < 0 ? undefined : key.slice(0, i + delimiter.length);
+}
+
+/** The keys of `bucket`'s objects under `prefix`: from `from` up to (not including) `end`. */
+function objectRange(bucket: string, prefix: string): { from: Buffer; end: Buffer } {
+  const from = keys.objectsFrom(bucket, prefix);
+  return { from, end: prefix === '' ? keys.objectsEnd(bucket) : afterPrefix(from) };
 }
