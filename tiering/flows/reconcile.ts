@@ -5,7 +5,7 @@
 // repair verified by read-back resolves it. A full pass also clears the
 // storage side (orphan blobs, stale temp files, abandoned uploads; see
 // orphans.ts). Full passes run on a schedule and on demand; a pass
-// interrupted by a crash resumes from its persisted cursor.
+// interrupted by a crash resumes from its persisted cursors.
 //
 // Failure policy: nothing is ever deleted because it looks bad; a bad copy
 // is only ever overwritten by verified bytes. A site that is down is
@@ -18,7 +18,7 @@ import { KeyLock } from '../key-lock.js';
 import type { Logger } from '../log.js';
 import { keys } from '../namespace/keys.js';
 import type { Namespace } from '../namespace/namespace.js';
-import type { IssueKind, ObjectRecord, PassSummary, ScrubStateRecord, Segment, ShardLayout } from '../namespace/records.js';
+import type { IssueKind, LaneCursor, ObjectRecord, PassSummary, ScrubStateRecord, Segment, ShardLayout } from '../namespace/records.js';
 import { readSegments } from '../read/segment-reader.js';
 import type { Site } from '../sites/site.js';
 import type { IssueLog } from './issues.js';
@@ -99,6 +99,17 @@ const PERSIST_EVERY_MS = 1000;
 const OBJECTS_AT_ONCE = 32;
 const BYTES_AT_ONCE = 64 * 2 ** 20;
 const CAP_SECONDS_AT_ONCE = 0.25;
+/**
+ * A pass walks its scope in two lanes at once, each in key order: objects
+ * smaller than LARGE_OBJECT in one, the rest in the other. Checking a small
+ * object costs CPU (a few system calls and messages per copy); checking a
+ * large one mostly waits on the disk. Side by side, each kind goes on while
+ * the other waits, where a single walk takes them in turn wherever key order
+ * groups them (a bucket of thumbnails, a prefix of master scans). Each lane
+ * lists the whole scope and checks its own kind.
+ */
+const LARGE_OBJECT = 2 ** 20;
+const LANES: readonly ((size: number) => boolean)[] = [(size) => size < LARGE_OBJECT, (size) => size >= LARGE_OBJECT];
 /**
  * Check reads in flight at once on the event loop (blobs a site cannot
  * check on its own thread): libuv's default four threads while no client
@@ -182,8 +193,10 @@ export class Reconciler {
     await this.saveState();
     if (this.state.lastFullPass) this.publishLastFull(this.state.lastFullPass);
     this.stopped = false;
+    // A pass interrupted under a version without lanes starts over (it keeps its start time).
+    if (this.state.current && !Array.isArray(this.state.current.lanes)) this.state.current = { startedAt: this.state.current.startedAt, lanes: [] };
     if (this.state.current) {
-      this.p.log.info({ bucket: this.state.current.bucket, after: this.state.current.after }, 'resuming an interrupted full pass');
+      this.p.log.info({ lanes: this.state.current.lanes }, 'resuming an interrupted full pass');
       void this.enqueue({}).catch((err) => this.p.log.error({ err: String(err) }, 'full pass failed'));
     }
     this.scheduleNext();
@@ -295,47 +308,61 @@ export class Reconciler {
     const resume = full ? this.state.current : undefined;
     const startedAt = resume?.startedAt ?? Date.now();
     const t0 = performance.now();
+    const down = await this.checkSites();
+    const buckets = scope.bucket !== undefined ? [scope.bucket] : (await this.p.engine.listBuckets()).map((b) => b.name).sort();
+    const cursors: LaneCursor[] = LANES.map((_, i) => resume?.lanes[i] ?? { bucket: buckets[0] ?? '', objects: 0, bytes: 0 });
     const summary: PassSummary = {
       scope: scopeName(scope),
       startedAt,
       finishedAt: 0,
       durationMs: 0,
-      objects: resume?.objects ?? 0,
-      bytes: resume?.bytes ?? 0,
+      objects: cursors.reduce((n, c) => n + c.objects, 0),
+      bytes: cursors.reduce((n, c) => n + c.bytes, 0),
       problems: 0,
       repaired: 0,
       repairFailed: 0,
       orphansCleared: 0,
       uploadsAborted: 0,
     };
-    const down = await this.checkSites();
-    const buckets = scope.bucket !== undefined ? [scope.bucket] : (await this.p.engine.listBuckets()).map((b) => b.name).sort();
-    const total = summary.objects + (await this.countObjects(buckets, scope.prefix ?? '', resume));
+    const total = await this.countObjects(buckets, scope.prefix ?? '');
     this.running = { scope: summary.scope, startedAt, objects: summary.objects, bytes: summary.bytes, total, progress: 0 };
     this.paceStart = performance.now();
     this.paceObjects = 0;
     this.paceBytes = 0;
-    let savedAt = performance.now();
     const { objectsPerSecond, bytesPerSecond } = this.p.options;
-    const atOnce = { count: Math.max(1, Math.min(OBJECTS_AT_ONCE, Math.floor(objectsPerSecond * CAP_SECONDS_AT_ONCE))), bytes: Math.min(BYTES_AT_ONCE, bytesPerSecond * CAP_SECONDS_AT_ONCE) };
-    if (full) {
-      this.state.current = { startedAt, bucket: resume?.bucket ?? buckets[0] ?? '', objects: summary.objects, bytes: summary.bytes, ...(resume?.after !== undefined && { after: resume.after }) };
+    // The in-flight budget is shared out between the lanes.
+    const atOnce = {
+      count: Math.max(1, Math.floor(Math.min(OBJECTS_AT_ONCE, objectsPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length)),
+      bytes: Math.min(BYTES_AT_ONCE, bytesPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length,
+    };
+    let savedAt = performance.now();
+    const save = async () => {
+      savedAt = performance.now();
+      this.state.current = { startedAt, lanes: cursors.map((c) => ({ ...c })) };
       await this.saveState();
-    }
-    try {
+    };
+    if (full) await save();
+    let failed = false;
+    const go = () => !this.stopped && !failed;
+    const walk = async (lane: number): Promise<void> => {
+      const holds = LANES[lane]!;
+      const from = cursors[lane]!;
+      const done = { objects: from.objects, bytes: from.bytes };
       for (const bucket of buckets) {
-        if (resume && bucket < resume.bucket) continue;
-        let after = resume && bucket === resume.bucket ? resume.after : undefined;
+        if (bucket < from.bucket) continue;
+        let after = bucket === from.bucket ? from.after : undefined;
         for (;;) {
-          if (this.stopped) throw new Error('the reconciler stopped during a pass');
+          if (!go()) return;
           const page = await this.p.engine.listObjects(bucket, { prefix: scope.prefix ?? '', maxKeys: 100, ...(after !== undefined && { after }) }).catch((err) => {
             if ((err as { code?: string }).code === 'NO_SUCH_BUCKET') return undefined; // deleted meanwhile
             throw err;
           });
           if (!page) break;
-          await inFlightBounded(page.objects, atOnce, (rec) => rec.size, () => !this.stopped, async (rec) => {
+          await inFlightBounded(page.objects.filter((rec) => holds(rec.size)), atOnce, (rec) => rec.size, go, async (rec) => {
             this.paceObjects++;
             const out = await this.scrubObject(rec, down, this.pace);
+            done.objects++;
+            done.bytes += out.bytes;
             summary.objects++;
             summary.bytes += out.bytes;
             summary.problems += out.problems;
@@ -347,17 +374,19 @@ export class Reconciler {
             this.p.metrics.scrubProgress.set(this.running.progress);
             this.p.metrics.scrubBacklog.set(Math.max(total - summary.objects, 0));
           });
-          if (this.stopped) throw new Error('the reconciler stopped during a pass');
-          // The resume point moves a whole page at a time, once every object of it is checked.
-          if (full && page.last !== undefined && performance.now() - savedAt > PERSIST_EVERY_MS) {
-            this.state.current = { startedAt, bucket, after: page.last, objects: summary.objects, bytes: summary.bytes };
-            await this.saveState();
-            savedAt = performance.now();
-          }
+          if (!go()) return;
+          // A lane's resume point moves a whole page at a time, once every object of its kind on the page is checked.
+          if (page.last !== undefined) cursors[lane] = { bucket, after: page.last, ...done };
+          if (full && performance.now() - savedAt > PERSIST_EVERY_MS) await save();
           if (!page.isTruncated || page.last === undefined) break;
           after = page.last;
         }
       }
+    };
+    try {
+      const lanes = await Promise.allSettled(LANES.map((_, i) => walk(i).catch((err: unknown) => ((failed = true), Promise.reject(err)))));
+      for (const l of lanes) if (l.status === 'rejected') throw l.reason;
+      if (this.stopped) throw new Error('the reconciler stopped during a pass');
       if (full) {
         const swept = await sweepStorage({ ...this.p, down, orphanSeen: this.orphanSeen });
         summary.orphansCleared = swept.orphansCleared;
@@ -382,12 +411,9 @@ export class Reconciler {
     return summary;
   }
 
-  private async countObjects(buckets: string[], prefix: string, resume: ScrubStateRecord['current']): Promise<number> {
+  private async countObjects(buckets: string[], prefix: string): Promise<number> {
     let n = 0;
-    for (const bucket of buckets) {
-      if (resume && bucket < resume.bucket) continue;
-      n += await this.p.namespace.countObjects(bucket, prefix, resume && bucket === resume.bucket ? resume.after : undefined);
-    }
+    for (const bucket of buckets) n += await this.p.namespace.countObjects(bucket, prefix);
     return n;
   }
 

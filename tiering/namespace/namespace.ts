@@ -261,11 +261,10 @@ export class Namespace {
     for await (const k of this.db.keys({ gte: keys.tierQueueStart(family), lt: keys.tierQueueEnd(family) })) yield keys.parseTierQueue(k);
   }
 
-  /** How many objects `bucket` holds under `prefix`, after key `after` if given: keys only, no record is read. */
-  async countObjects(bucket: string, prefix: string, after?: string): Promise<number> {
+  /** How many objects `bucket` holds under `prefix`: keys only, no record is read. */
+  async countObjects(bucket: string, prefix: string): Promise<number> {
     const { from, end } = objectRange(bucket, prefix);
-    const start = after !== undefined && keys.object(bucket, after).compare(from) >= 0 ? { gt: keys.object(bucket, after) } : { gte: from };
-    const it = this.db.keys({ ...start, lt: end });
+    const it = this.db.keys({ gte: from, lt: end });
     let n = 0;
     try {
       for (let batch = await it.nextv(1000); batch.length > 0; batch = await it.nextv(1000)) n += batch.length;

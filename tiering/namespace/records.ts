@@ -166,8 +166,16 @@ export interface ScrubStateRecord {
   /** When the schedule started counting (first start), so a new install is not scrubbed at once. */
   since: number;
   lastFullPass?: PassSummary;
-  /** A full pass in progress: resumed from here after a restart. */
-  current?: { startedAt: number; bucket: string; after?: string; objects: number; bytes: number };
+  /** A full pass in progress: each of its lanes (see reconcile.ts) resumes from its cursor after a restart. */
+  current?: { startedAt: number; lanes: LaneCursor[] };
+}
+
+/** How far one lane of a full pass has got: its objects up to key `after` of `bucket` are checked, `objects` and `bytes` of them. */
+export interface LaneCursor {
+  bucket: string;
+  after?: string;
+  objects: number;
+  bytes: number;
 }
 
 export interface PassSummary {

@@ -3,26 +3,26 @@
 // priority first to the nice value it is given (on Linux the nice value is
 // per thread), so under client load the scheduler favours the gateway's
 // other threads.
-// A blob of at least DIRECT_MIN bytes is read with O_DIRECT where allowed:
-// the scrub then checks what is on the disk, not what the page cache holds;
-// it costs less CPU than a read through the cache, cold or cached (0.49 ms
-// against 0.53-0.64 per MiB of 1 MiB blobs, measured here); and it does not
-// push clients' hot data out of the cache. Smaller blobs are read through
-// the cache: for them the cost of a disk request outweighs the copy.
+// A worker of the direct pool (blobs of DIRECT_MIN bytes and more) reads
+// with O_DIRECT where allowed: the scrub then checks what is on the disk,
+// not what the page cache holds; it costs less CPU than a read through the
+// cache, cold or cached (0.49 ms against 0.53-0.64 per MiB of 1 MiB blobs,
+// measured here); and it does not push clients' hot data out of the cache.
+// The other pool reads smaller blobs through the cache: for them the cost
+// of a disk request outweighs the copy.
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { CHECK_READ, unitsPerRead, type CheckRequest, type UnitCheck } from './blob-check.js';
 
+const { nice, direct } = workerData as { nice: number; direct: boolean };
 try {
-  setPriority((workerData as { nice: number }).nice);
+  setPriority(nice);
 } catch {
   // Not permitted here: the check runs at normal priority.
 }
 
-/** Blobs of this size and larger are read with O_DIRECT (see the header). */
-const DIRECT_MIN = 1 << 20;
 /** O_DIRECT wants buffer addresses, offsets and lengths in whole blocks of the device; 4 KiB covers them. */
 const ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
@@ -72,7 +72,7 @@ function check(path: string, size: number, unit: number, crcs: Uint8Array): Unit
   const per = unitsPerRead(unit) * unit;
   let file: { f: number; direct: boolean }; // readFrom may swap it for a buffered one
   try {
-    file = openFile(path, size >= DIRECT_MIN && per % ALIGN === 0);
+    file = openFile(path, direct && per % ALIGN === 0);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return e.code === 'ENOENT' ? { state: 'missing' } : { state: 'unreadable', message: e.message };

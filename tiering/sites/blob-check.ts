@@ -43,6 +43,12 @@ export function unitsPerRead(unit: number): number {
  */
 export const DEFAULT_CHECK_NICE = 5;
 
+/**
+ * Blobs of this size and larger are read with O_DIRECT, by workers of their
+ * own (see FileChecker and blob-check-worker.ts).
+ */
+export const DIRECT_MIN = 1 << 20;
+
 /** One check as sent to the worker. */
 export interface CheckRequest extends UnitChecksums {
   id: number;
@@ -58,7 +64,7 @@ interface Slot {
 }
 
 /**
- * The workers that check local files, each one blob at a time in the order
+ * Workers that check local files, each one blob at a time in the order
  * given. Checks asked for in one turn of the event loop go out together, one
  * message per worker, and each worker answers a message with one: a message
  * each way costs more than checking a small blob, and a pass asks for an
@@ -68,14 +74,17 @@ interface Slot {
  * pending. A worker that dies fails the checks it held and is started again
  * on the next.
  */
-class FileChecker {
+class CheckerPool {
   private readonly slots: Slot[];
   private outbox: { req: CheckRequest; p: Pending }[] = [];
   private next = 0;
-  /** The nice value of the checking threads (Linux: per thread); takes effect for workers started after it is set. */
-  nice = DEFAULT_CHECK_NICE;
 
-  constructor(workers: number) {
+  /** `direct`: the workers read with O_DIRECT where they can; `nice()`: their priority when started. */
+  constructor(
+    workers: number,
+    private readonly direct: boolean,
+    private readonly nice: () => number,
+  ) {
     this.slots = Array.from({ length: workers }, () => ({ worker: undefined, pending: new Map() }));
   }
 
@@ -109,7 +118,7 @@ class FileChecker {
 
   /** A new worker for `slot`, with a pending map of its own: a dead worker's late 'exit' must not fail its successor's checks. */
   private start(slot: Slot): void {
-    const w = new Worker(new URL('./blob-check-worker.js', import.meta.url), { workerData: { nice: this.nice } });
+    const w = new Worker(new URL('./blob-check-worker.js', import.meta.url), { workerData: { nice: this.nice(), direct: this.direct } });
     const pending = new Map<number, Pending>();
     w.unref();
     w.on('message', (results: { id: number; result: UnitCheck }[]) => {
@@ -133,8 +142,23 @@ class FileChecker {
 }
 
 /**
- * The workers for every local site of the process. Two: one checksums while
- * the other waits on a direct read (a first 10 GiB pass beside a GET load
- * here: 150 MB/s of objects with two at nice 10, 135 with one).
+ * The checking workers of every local site of the process, in two pools of
+ * two: blobs of DIRECT_MIN bytes and more are read direct and mostly wait on
+ * the disk, a small blob's check mostly costs CPU. In pools of their own, a
+ * pass's small objects are never queued behind a large blob's reads (a pass
+ * checks both kinds at once: see reconcile.ts). Two in each, so one
+ * checksums while the other waits on the disk (a first 10 GiB pass beside a
+ * GET load here: 150 MB/s of objects with two at nice 10, 135 with one).
  */
-export const fileChecker = new FileChecker(2);
+class FileChecker {
+  /** The nice value of the checking threads (Linux: per thread); takes effect for workers started after it is set. */
+  nice = DEFAULT_CHECK_NICE;
+  private readonly cached = new CheckerPool(2, false, () => this.nice);
+  private readonly direct = new CheckerPool(2, true, () => this.nice);
+
+  check(path: string, expect: UnitChecksums): Promise<UnitCheck> {
+    return (expect.size >= DIRECT_MIN ? this.direct : this.cached).check(path, expect);
+  }
+}
+
+export const fileChecker = new FileChecker();
