@@ -7,7 +7,7 @@ export { Namespace, type ListPage } from './namespace/namespace.js';
 export type { BucketRecord, ObjectRecord, PartRecord, UploadRecord, Segment, TierState, ContentHeaders, PosixAttrs } from './namespace/records.js';
 export { Site, type BlobReader, type BlobWriter, type SiteSupports } from './sites/site.js';
 export { LocalDirSite } from './sites/local-dir-site.js';
-export { fileChecker } from './sites/blob-check.js';
+export { DEFAULT_CHECK_NICE, fileChecker } from './sites/blob-check.js';
 export { MemorySite } from './sites/memory-site.js';
 export { S3Site, type S3SiteOptions } from './sites/s3-site.js';
 export { validateBucketName, validateKey, MAX_KEY_BYTES } from './names.js';

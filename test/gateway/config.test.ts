@@ -90,8 +90,8 @@ t.test('tiering settings: durations, geometry and watermarks are checked with ev
   }
 });
 
-t.test('flows.scrub.nice: 5 unless set, a whole number from 0 to 19', async (t) => {
-  t.equal((await loadConfig({ config: await configFile(t, {}) }, {})).flows.scrub.nice, 5, 'default');
+t.test('flows.scrub.nice: 7 unless set, a whole number from 0 to 19', async (t) => {
+  t.equal((await loadConfig({ config: await configFile(t, {}) }, {})).flows.scrub.nice, 7, 'default');
   const set = await loadConfig({ config: await configFile(t, { flows: { scrub: { nice: 0 } } }) }, {});
   t.equal(set.flows.scrub.nice, 0, 'as set');
   t.equal(set.flows.scrub.objectsPerSecond, 200, 'the other scrub settings keep their defaults');

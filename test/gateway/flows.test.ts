@@ -21,7 +21,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
-import type { IssueRecord, PassSummary, ReconcileStatus } from '../../tiering/index.js';
+import { DEFAULT_CHECK_NICE, type IssueRecord, type PassSummary, type ReconcileStatus } from '../../tiering/index.js';
 import { ACCESS_KEY, MAIN, SECRET_KEY, gatewayWithConfig, type Gateway, type Restartable } from '../helpers/gateway.js';
 import { basicAuth, blobsOn, forceTier, waitFor } from '../helpers/tiers.js';
 
@@ -378,13 +378,17 @@ t.test('objects overwritten and deleted while a pass checks them raise no issue,
 t.test('the threads that check blobs run at the nice value the config names', async (t) => {
   const r = await gatewayWith(t, { scrub: { nice: 12 } });
   await r.s3.send(new CreateBucketCommand({ Bucket: 'nice' }));
+  // A small object and a large one: their blobs are checked by pools of their own.
   await r.s3.send(new PutObjectCommand({ Bucket: 'nice', Key: 'k', Body: randomBytes(PIECE) }));
-  t.equal((await scrub(r.gw)).problems, 0, 'the pass checked the object');
+  await r.s3.send(new PutObjectCommand({ Bucket: 'nice', Key: 'big', Body: randomBytes(2 * 2 ** 20) }));
+  const done = await scrub(r.gw);
+  t.equal(done.objects, 2, 'the pass checked both objects');
+  t.equal(done.problems, 0, 'and found them healthy');
   // What an operator sees in top -H: the gateway's threads and their nice values.
   const task = `/proc/${r.gw.proc.pid}/task`;
   const nices = await Promise.all((await readdir(task)).map(async (tid) => Number((await readFile(`${task}/${tid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[16])));
-  t.equal(nices.filter((n) => n === 12).length, 2, `two threads at nice 12 (nice values: ${nices.join(', ')})`);
-  t.notOk(nices.includes(5), 'none at the default 5');
+  t.equal(nices.filter((n) => n === 12).length, 3, `three threads at nice 12: two for small blobs, one for large ones (nice values: ${nices.join(', ')})`);
+  t.notOk(nices.includes(DEFAULT_CHECK_NICE), `none at the default ${DEFAULT_CHECK_NICE}`);
 });
 
 t.test('full passes repeat on their schedule, each measured, and repair what they find', async (t) => {

@@ -90,11 +90,11 @@ interface ObjectOutcome {
 const COPY_KINDS: readonly IssueKind[] = ['missing-copy', 'checksum-mismatch'];
 const PERSIST_EVERY_MS = 1000;
 /**
- * Objects a pass checks at once: many small ones (each is mostly a message
- * to the checking thread and a wait on the disk, and the checks asked for
- * together travel as one message), few large ones. Within a quarter second
- * of the rate caps, so they hold to within that; an object larger than the
- * byte budget goes alone.
+ * Objects each lane of a pass checks at once: many small ones (each is
+ * mostly a message to the checking thread and a wait on the disk, and the
+ * checks asked for together travel as one message), few large ones. The
+ * lanes share out a quarter second of the rate caps, so the caps hold to
+ * within that; an object larger than a lane's byte budget goes alone.
  */
 const OBJECTS_AT_ONCE = 32;
 const BYTES_AT_ONCE = 64 * 2 ** 20;
@@ -106,7 +106,7 @@ const CAP_SECONDS_AT_ONCE = 0.25;
  * large one mostly waits on the disk. Side by side, each kind goes on while
  * the other waits, where a single walk takes them in turn wherever key order
  * groups them (a bucket of thumbnails, a prefix of master scans). Each lane
- * lists the whole scope and checks its own kind.
+ * lists the whole scope, checks its own kind and keeps its own resume point.
  */
 const LARGE_OBJECT = 2 ** 20;
 const LANES: readonly ((size: number) => boolean)[] = [(size) => size < LARGE_OBJECT, (size) => size >= LARGE_OBJECT];
@@ -330,10 +330,9 @@ export class Reconciler {
     this.paceObjects = 0;
     this.paceBytes = 0;
     const { objectsPerSecond, bytesPerSecond } = this.p.options;
-    // The in-flight budget is shared out between the lanes.
     const atOnce = {
-      count: Math.max(1, Math.floor(Math.min(OBJECTS_AT_ONCE, objectsPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length)),
-      bytes: Math.min(BYTES_AT_ONCE, bytesPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length,
+      count: Math.max(1, Math.floor(Math.min(OBJECTS_AT_ONCE, (objectsPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length))),
+      bytes: Math.min(BYTES_AT_ONCE, (bytesPerSecond * CAP_SECONDS_AT_ONCE) / LANES.length),
     };
     let savedAt = performance.now();
     const save = async () => {

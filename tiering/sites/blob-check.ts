@@ -36,12 +36,12 @@ export function unitsPerRead(unit: number): number {
 
 /**
  * The checking threads' default nice value. Under a GET load that keeps
- * both cores busy, a first pass over 10 GiB here checked 150 MB/s of
- * objects at nice 10 with the GETs 10.6% slower, 155-220 at nice 5
- * (7.6-15.2%), 156-226 at nice 0 (13.1-22.2%): past nice 5 the clients
- * pay more than the scrub gains.
+ * both cores busy, a first pass over 10 GiB here checked 252-261 MB/s of
+ * objects at nice 7 with the GETs 16.2-16.4% slower. With a second direct
+ * reader (four threads), nice 7 gave 224-230 MB/s (10.6-13.3% slower) and
+ * nice 5 234 MB/s (24.1%): below 7 the clients pay more than the scrub gains.
  */
-export const DEFAULT_CHECK_NICE = 5;
+export const DEFAULT_CHECK_NICE = 7;
 
 /**
  * Blobs of this size and larger are read with O_DIRECT, by workers of their
@@ -142,19 +142,21 @@ class CheckerPool {
 }
 
 /**
- * The checking workers of every local site of the process, in two pools of
- * two: blobs of DIRECT_MIN bytes and more are read direct and mostly wait on
- * the disk, a small blob's check mostly costs CPU. In pools of their own, a
+ * The checking workers of every local site of the process, in two pools:
+ * blobs of DIRECT_MIN bytes and more are read direct and mostly wait on the
+ * disk, a small blob's check mostly costs CPU. In pools of their own, a
  * pass's small objects are never queued behind a large blob's reads (a pass
- * checks both kinds at once: see reconcile.ts). Two in each, so one
- * checksums while the other waits on the disk (a first 10 GiB pass beside a
- * GET load here: 150 MB/s of objects with two at nice 10, 135 with one).
+ * checks both kinds at once: see reconcile.ts). Two for small blobs, so one
+ * checksums while the other waits on the disk; one direct reader: a second
+ * made passes faster alone (513 against 476 MB/s over 10 GiB here) but,
+ * beside the GET load, took the clients' CPU (a second pass: 288 MB/s with
+ * the GETs 22.8% slower, against 226 MB/s and 6.5% with one).
  */
 class FileChecker {
   /** The nice value of the checking threads (Linux: per thread); takes effect for workers started after it is set. */
   nice = DEFAULT_CHECK_NICE;
   private readonly cached = new CheckerPool(2, false, () => this.nice);
-  private readonly direct = new CheckerPool(2, true, () => this.nice);
+  private readonly direct = new CheckerPool(1, true, () => this.nice);
 
   check(path: string, expect: UnitChecksums): Promise<UnitCheck> {
     return (expect.size >= DIRECT_MIN ? this.direct : this.cached).check(path, expect);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import t from 'tap';
-import { LocalDirSite, MemorySite, type Segment, type ShardLayout, type Site } from '../../../tiering/index.js';
+import { DEFAULT_CHECK_NICE, LocalDirSite, MemorySite, type Segment, type ShardLayout, type Site } from '../../../tiering/index.js';
 import { CheckReads, checkCopy, checkShard } from '../../../tiering/flows/repair.js';
 import { removeDir, smallFilesystem, tempDir } from '../../helpers/gateway.js';
 
@@ -175,11 +175,11 @@ t.test('a blob held by a small-blob store is checked on the event loop; a file b
   t.match(await checkCopy(site, wrong, reads, noPace), { state: 'corrupt', detail: /at offset 2048/ }, 'and judged against its record');
   t.same(await checkCopy(site, segmentOf('0'.repeat(31) + '1', large), reads, noPace), { state: 'ok' }, 'the file is ok');
 
-  // The worker lowered its own thread's priority: an operator sees it in top -H as a thread at nice 5.
+  // The worker lowered its own thread's priority: an operator sees it in top -H as a thread at the default nice value.
   const nices = await Promise.all(
     (await readdir('/proc/self/task')).map(async (tid) => Number((await readFile(`/proc/self/task/${tid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[16])),
   );
-  t.ok(nices.includes(5), `a thread of this process runs at nice 5 (nice values: ${[...new Set(nices)].join(', ')})`);
+  t.ok(nices.includes(DEFAULT_CHECK_NICE), `a thread of this process runs at nice ${DEFAULT_CHECK_NICE} (nice values: ${[...new Set(nices)].join(', ')})`);
 });
 
 /** Bytes of the file the page cache holds (util-linux fincore); undefined where the tool is missing. */
