@@ -37,9 +37,10 @@ export function unitsPerRead(unit: number): number {
 /**
  * The checking threads' default nice value. Under a GET load that keeps
  * both cores busy, a first pass over 10 GiB here checked 200-261 MB/s of
- * objects at nice 7 over four runs, with the GETs 5.0-16.4% slower. With a second direct
- * reader (four threads), nice 7 gave 224-230 MB/s (10.6-13.3% slower) and
- * nice 5 234 MB/s (24.1%): below 7 the clients pay more than the scrub gains.
+ * objects at nice 7 over four runs, with the GETs 5.0-16.4% slower. With
+ * a second direct reader (four threads), nice 7 gave 224-230 MB/s
+ * (10.6-13.3% slower) and nice 5 234 MB/s (24.1%): below 7 the clients pay
+ * more than the scrub gains.
  */
 export const DEFAULT_CHECK_NICE = 7;
 
