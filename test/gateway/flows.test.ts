@@ -21,7 +21,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import t from 'tap';
-import { DEFAULT_CHECK_NICE, type IssueRecord, type PassSummary, type ReconcileStatus } from '../../tiering/index.js';
+import { DEFAULT_CHECK_NICE, Namespace, type IssueRecord, type PassSummary, type ReconcileStatus } from '../../tiering/index.js';
+import { keys } from '../../tiering/namespace/keys.js';
+import type { ScrubStateRecord } from '../../tiering/namespace/records.js';
 import { ACCESS_KEY, MAIN, SECRET_KEY, gatewayWithConfig, type Gateway, type Restartable } from '../helpers/gateway.js';
 import { basicAuth, blobsOn, forceTier, waitFor } from '../helpers/tiers.js';
 
@@ -486,4 +488,31 @@ t.test('kill -9 mid-pass: small and large objects, walked side by side, each res
     t.ok((await getBytes(r.s3, 'lanes', key)).equals(o.data), `${key}: reads back`);
   }
   t.equal((await issues(r.gw, '&state=open')).length, 0, 'every issue resolved');
+});
+
+t.test('a pass interrupted under the single-walk state (no lanes) starts over at restart, keeps its start time and covers every object', async (t) => {
+  const r = await gatewayWith(t);
+  await r.s3.send(new CreateBucketCommand({ Bucket: 'old' }));
+  const data = randomBytes(2 ** 20 + 3);
+  const blobs = await store(r, 'old', 'o0', data);
+  await r.s3.send(new PutObjectCommand({ Bucket: 'old', Key: 'o1', Body: randomBytes(PIECE) }));
+  await r.s3.send(new PutObjectCommand({ Bucket: 'old', Key: 'o2', Body: randomBytes(PIECE) }));
+  await rm(blobs.A!); // before the saved place: only a pass that starts over finds it
+  await r.gw.stop();
+  // The state as the earlier version saved it: one cursor, past o1.
+  const ns = await Namespace.open(join(r.gw.dataDir, 'namespace'));
+  const state = (await ns.getFlows<ScrubStateRecord>(keys.flowsState('scrub')))!;
+  const old = { startedAt: 1_000, bucket: 'old', after: 'o1', objects: 2, bytes: 0 };
+  await ns.batch([{ type: 'put', key: keys.flowsState('scrub'), value: { ...state, current: old as unknown as ScrubStateRecord['current'] } }]);
+  await ns.close();
+
+  await r.restart();
+  const resumed = r.gw.logs.find((l) => l.includes('resuming an interrupted full pass'));
+  t.same((JSON.parse(resumed!) as { lanes: unknown[] }).lanes, [], 'it resumes with no lane cursors: from the start');
+  await waitFor('the pass to finish', async () => (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.lastFullPass !== undefined, 30_000);
+  const last = (await api<ReconcileStatus>(r.gw, 'GET', '/flows/status')).body.lastFullPass!;
+  t.equal(last.objects, 3, 'every object counted once');
+  t.equal(last.startedAt, 1_000, 'the pass keeps its start time');
+  await waitFor('the replica rebuilt', async () => (await readFile(blobs.A!).catch(() => Buffer.alloc(0))).equals(data), 15_000);
+  t.pass('the replica deleted before the saved place is rebuilt');
 });
